@@ -1,0 +1,32 @@
+"""agentflow: streaming autonomous-agent workflows on Apache Beam.
+
+Preprocess -> Embed (RunInference) -> VectorUpsert -> Retrieve -> Decide, each a
+PTransform usable alone, composed by `AgentGraph`.
+"""
+from agentflow.decide import Decide
+from agentflow.embed import Embed
+from agentflow.graph import AgentGraph, GraphConfig
+from agentflow.knowledge import IngestKnowledge, parse_knowledge
+from agentflow.models import EmbeddingModelHandler, SentenceTransformerHandler, model_from_spec
+from agentflow.options import AgentflowOptions
+from agentflow.policies import DecisionPolicy, RetrievalAnswerPolicy
+from agentflow.preprocess import InvalidEvent, Preprocess, PreprocessConfig, parse_event
+from agentflow.retrieve import Retrieve, RetrieveConfig
+from agentflow.stage import DeadLetterError, RetryPolicy
+from agentflow.stores import QueryFilter, StoreError, VectorStore, store_from_uri
+from agentflow.stores.local import LocalStoreConfig, LocalVectorStore
+from agentflow.summary import RunSummary
+from agentflow.types import AgentEvent, DeadLetter, Decision, Document, Hit, Retrieval, document_id
+from agentflow.upsert import UpsertConfig, VectorUpsert
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentEvent", "AgentGraph", "AgentflowOptions", "DeadLetter", "DeadLetterError", "Decide",
+    "Decision", "DecisionPolicy", "Document", "Embed", "EmbeddingModelHandler", "GraphConfig", "Hit",
+    "IngestKnowledge", "InvalidEvent", "LocalStoreConfig", "LocalVectorStore", "Preprocess",
+    "PreprocessConfig", "QueryFilter", "Retrieval", "RetrievalAnswerPolicy", "Retrieve",
+    "RetrieveConfig", "RetryPolicy", "RunSummary", "SentenceTransformerHandler", "StoreError",
+    "UpsertConfig", "VectorStore", "VectorUpsert", "document_id", "model_from_spec", "parse_event",
+    "parse_knowledge", "store_from_uri",
+]

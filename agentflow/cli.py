@@ -1,0 +1,64 @@
+"""The `agentflow` command.
+
+  agentflow run --input EVENTS [--knowledge KB] [--store URI] [beam flags...]
+  agentflow ingest --knowledge KB [--store URI]
+  agentflow vespa package --out DIR
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import List, Optional
+
+
+def _run(argv: List[str]) -> int:
+  from pipelines.agent_pipeline import run
+  summary = run(argv)
+  return 0 if summary.accounted else 3
+
+
+def _ingest(argv: List[str]) -> int:
+  from apache_beam.options.pipeline_options import PipelineOptions
+  from agentflow.options import AgentflowOptions
+  from pipelines.agent_pipeline import ingest_knowledge
+  options = PipelineOptions(argv)
+  if not options.view_as(AgentflowOptions).knowledge:
+    print("agentflow ingest: --knowledge FILE is required", file=sys.stderr)
+    return 2
+  summary = ingest_knowledge(options)
+  print(summary.format("knowledge ingestion"))
+  return 0 if summary.accounted else 3
+
+
+def _vespa(argv: List[str]) -> int:
+  try:
+    from agentflow.stores.vespa_app import main_vespa_package
+  except ImportError as e:
+    print(f"agentflow vespa: unavailable ({e})", file=sys.stderr)
+    return 2
+  if not argv or argv[0] != "package":
+    print("usage: agentflow vespa package --out DIR [--dimension N]", file=sys.stderr)
+    return 2
+  return main_vespa_package(argv[1:])
+
+
+COMMANDS = {"run": _run, "ingest": _ingest, "vespa": _vespa}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  parser = argparse.ArgumentParser(prog="agentflow", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("command", choices=sorted(COMMANDS))
+  if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+    parser.print_help() if not argv or argv[0] in ("-h", "--help") else parser.parse_args(argv[:1])
+    return 0 if argv and argv[0] in ("-h", "--help") else 2
+  os.environ.setdefault("HF_HUB_OFFLINE", "1")
+  logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+  return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+  sys.exit(main())

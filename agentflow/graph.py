@@ -1,0 +1,49 @@
+"""The whole agent graph as one composite: Preprocess -> Embed -> VectorUpsert -> Retrieve -> Decide."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+
+from agentflow.decide import Decide
+from agentflow.embed import Embed
+from agentflow.models.base import EmbeddingModelHandler
+from agentflow.policies.base import DecisionPolicy
+from agentflow.preprocess import Preprocess, PreprocessConfig
+from agentflow.retrieve import Retrieve, RetrieveConfig
+from agentflow.stage import DEAD_LETTER, MAIN, Stage
+from agentflow.stores.base import VectorStore
+from agentflow.upsert import UpsertConfig, VectorUpsert
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+  """Per-stage configuration for `AgentGraph`."""
+  preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+  upsert: UpsertConfig = field(default_factory=UpsertConfig)
+  retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
+
+
+class AgentGraph(Stage):
+  """Raw messages -> `Decision`s; every stage's dead letters are merged into one output.
+
+  Every input ends either as exactly one decision or as exactly one dead letter.
+  """
+
+  def __init__(self, handler: EmbeddingModelHandler, store: VectorStore, policy: DecisionPolicy,
+               config: GraphConfig = GraphConfig(), model_metadata_pcoll=None):
+    super().__init__()
+    store.check_dimension(handler.dimension)
+    self.handler, self.store, self.policy, self.config = handler, store, policy, config
+    self.model_metadata_pcoll = model_metadata_pcoll
+
+  def expand_tagged(self, pcoll):
+    c = self.config
+    events, dl1 = pcoll | "Preprocess" >> Preprocess(c.preprocess).with_dead_letters()
+    embedded, dl2 = events | "Embed" >> Embed(
+        self.handler, self.model_metadata_pcoll, self.store.dimension).with_dead_letters()
+    written, dl3 = embedded | "VectorUpsert" >> VectorUpsert(self.store, c.upsert).with_dead_letters()
+    retrieved, dl4 = written | "Retrieve" >> Retrieve(self.store, c.retrieve).with_dead_letters()
+    decisions, dl5 = retrieved | "Decide" >> Decide(self.policy).with_dead_letters()
+    dead = (dl1, dl2, dl3, dl4, dl5) | "AllDeadLetters" >> beam.Flatten()
+    return {MAIN: decisions, DEAD_LETTER: dead}

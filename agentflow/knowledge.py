@@ -1,0 +1,78 @@
+"""Knowledge-base ingestion: known question/answer pairs embedded into the store.
+
+Entries are `{"id": ..., "question": ..., "answer": ..., "topic": ...}` (one JSON object
+per line). The question is embedded; the answer rides along as metadata, so a
+`RetrievalAnswerPolicy` can reply with it.
+"""
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+
+from agentflow.embed import Embed
+from agentflow.models.base import EmbeddingModelHandler
+from agentflow.pii import redact
+from agentflow.preprocess import InvalidEvent, normalize_text
+from agentflow.stage import DEAD_LETTER, MAIN, Stage, StageCounters
+from agentflow.stores.base import VectorStore
+from agentflow.types import KIND_KNOWLEDGE, AgentEvent
+from agentflow.upsert import UpsertConfig, VectorUpsert
+
+
+def parse_knowledge(raw) -> AgentEvent:
+  """One knowledge entry -> a `kind="knowledge"` event; raises `InvalidEvent`."""
+  if isinstance(raw, (bytes, bytearray)):
+    raw = bytes(raw).decode("utf-8")
+  try:
+    obj = json.loads(raw) if isinstance(raw, str) else raw
+  except json.JSONDecodeError as e:
+    raise InvalidEvent("invalid_json", f"not JSON: {e}") from None
+  if not isinstance(obj, dict):
+    raise InvalidEvent("not_an_object", "knowledge entry must be a JSON object")
+  fields = {}
+  for name in ("id", "question", "answer"):
+    value = obj.get(name)
+    if not isinstance(value, str) or not normalize_text(value):
+      raise InvalidEvent("missing_field", f"knowledge entry needs a non-empty string {name!r}")
+    fields[name] = normalize_text(value)
+  question, _ = redact(fields["question"])
+  answer, _ = redact(fields["answer"])
+  tenant = obj.get("tenant") if isinstance(obj.get("tenant"), str) else ""
+  return AgentEvent(event_id=f"kb:{fields['id']}", session_id="", text=question, timestamp=0.0,
+                    attributes={"answer": answer, "topic": str(obj.get("topic", "")),
+                                "knowledge_id": fields["id"]},
+                    tenant=tenant, kind=KIND_KNOWLEDGE)
+
+
+class _ParseKnowledgeFn(beam.DoFn):
+
+  def setup(self):
+    self.counters = StageCounters("knowledge")
+
+  def process(self, raw):
+    self.counters.inputs.inc()
+    try:
+      event = parse_knowledge(raw)
+    except (InvalidEvent, UnicodeDecodeError) as e:
+      text = raw if isinstance(raw, str) else repr(raw)
+      yield self.counters.dead_letter(getattr(e, "reason", "invalid_utf8"), str(e), text)
+      return
+    self.counters.outputs.inc()
+    yield event
+
+
+class IngestKnowledge(Stage):
+  """Knowledge JSON lines -> embedded documents in `store`; outputs the written entries."""
+
+  def __init__(self, handler: EmbeddingModelHandler, store: VectorStore,
+               upsert: UpsertConfig = UpsertConfig()):
+    super().__init__()
+    self.handler, self.store, self.upsert = handler, store, upsert
+
+  def expand_tagged(self, pcoll):
+    parsed = pcoll | "ParseKnowledge" >> beam.ParDo(_ParseKnowledgeFn()).with_outputs(DEAD_LETTER, main=MAIN)
+    embedded, embed_dead = parsed[MAIN] | "EmbedKnowledge" >> Embed(self.handler).with_dead_letters()
+    written, upsert_dead = embedded | "UpsertKnowledge" >> VectorUpsert(self.store, self.upsert).with_dead_letters()
+    dead = (parsed[DEAD_LETTER], embed_dead, upsert_dead) | "KnowledgeDeadLetters" >> beam.Flatten()
+    return {MAIN: written, DEAD_LETTER: dead}

@@ -1,0 +1,7 @@
+"""Embedding model handlers for `Embed`, chosen by a `--model` spec."""
+from __future__ import annotations
+
+from agentflow.models.base import EmbeddingModelHandler, model_from_spec
+from agentflow.models.sentence_transformers import SentenceTransformerHandler
+
+__all__ = ["EmbeddingModelHandler", "SentenceTransformerHandler", "model_from_spec"]

@@ -1,0 +1,49 @@
+"""The embedding model extension point: a Beam `ModelHandler` from text to a vector."""
+from __future__ import annotations
+
+import abc
+from typing import Sequence
+
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+
+class EmbeddingModelHandler(ModelHandler[str, PredictionResult, object], abc.ABC):
+  """A RunInference handler that embeds text; `dimension` is known before loading.
+
+  Knowing the dimension up front lets the pipeline check it against the store's schema
+  at construction time instead of failing on the first bundle.
+  """
+
+  @property
+  @abc.abstractmethod
+  def dimension(self) -> int:
+    """Output vector dimension."""
+
+  @property
+  @abc.abstractmethod
+  def model_id(self) -> str:
+    """Identifier written on every embedded event (which model, which version)."""
+
+  @abc.abstractmethod
+  def embed(self, model: object, texts: Sequence[str]) -> np.ndarray:
+    """Embed a batch: [len(texts), dimension] float32, L2-normalised."""
+
+  def run_inference(self, batch, model, inference_args=None):
+    vectors = self.embed(model, list(batch))
+    if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
+      raise ValueError(f"model {self.model_id} returned shape {vectors.shape}; expected "
+                       f"[{len(batch)}, {self.dimension}]")
+    return [PredictionResult(x, v, self.model_id) for x, v in zip(batch, vectors)]
+
+  def get_num_bytes(self, batch) -> int:
+    return sum(len(t.encode("utf-8")) for t in batch)
+
+
+def model_from_spec(spec: str, **kwargs) -> EmbeddingModelHandler:
+  """`sentence-transformers[:PATH]` (default: the packaged all-MiniLM-L6-v2)."""
+  kind, _, path = spec.partition(":")
+  if kind in ("sentence-transformers", "st", ""):
+    from agentflow.models.sentence_transformers import SentenceTransformerHandler
+    return SentenceTransformerHandler(path or None, **kwargs)
+  raise ValueError(f"unknown model spec {spec!r}; expected 'sentence-transformers[:PATH]'")

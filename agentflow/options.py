@@ -1,0 +1,38 @@
+"""`AgentflowOptions`: the pipeline's own flags, beside Beam's (runner, workers, ...)."""
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+DEFAULT_STORE = "local:.agentflow/store"
+DEFAULT_MODEL = "sentence-transformers"
+
+
+class AgentflowOptions(PipelineOptions):
+  """Flags of `pipelines/agent_pipeline.py`; each is also a Flex Template parameter."""
+
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    parser.add_argument("--input", help="Input file pattern of JSON-lines events.")
+    parser.add_argument("--output", default="decisions.jsonl",
+                        help="Where decisions are written (JSON lines).")
+    parser.add_argument("--dead_letter_output", default="dead_letters.jsonl",
+                        help="Where dead letters are written (JSON lines).")
+    parser.add_argument("--knowledge", default=None,
+                        help="Knowledge-base JSON lines to ingest before the events.")
+    parser.add_argument("--store", default=DEFAULT_STORE,
+                        help="Vector store URI: local:DIR (embedded, default) or vespa:URL.")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help="Embedding model: sentence-transformers[:LOCAL_DIR].")
+    parser.add_argument("--top_k", type=int, default=5, help="Contexts retrieved per event.")
+    parser.add_argument("--answer_threshold", type=float, default=0.6,
+                        help="Cosine similarity needed to reply with a known answer.")
+    parser.add_argument("--embed_batch_size", type=int, default=64,
+                        help="Largest RunInference batch.")
+    parser.add_argument("--store_batch_size", type=int, default=64,
+                        help="Documents per store write / queries per store call.")
+    parser.add_argument("--max_text_chars", type=int, default=20000,
+                        help="Longer event texts are dead-lettered.")
+    parser.add_argument("--summary_output", default=None,
+                        help="Write the run summary (JSON) here as well as printing it.")
+    parser.add_argument("--progress_interval", type=float, default=5.0,
+                        help="Seconds between progress lines on stderr (0 disables).")

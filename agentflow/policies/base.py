@@ -1,0 +1,34 @@
+"""The decision policy extension point."""
+from __future__ import annotations
+
+import abc
+
+from agentflow.types import Decision, Retrieval
+
+
+class DecisionPolicy(abc.ABC):
+  """Turns an event, its retrieved contexts and its session memory into a `Decision`.
+
+  Policies are pickled to workers; open clients or load resources in `setup()`.
+  """
+
+  name: str = "policy"
+
+  def setup(self) -> None:
+    """Called once per worker before the first `decide`."""
+
+  def teardown(self) -> None:
+    """Called when the worker discards the policy."""
+
+  @abc.abstractmethod
+  def decide(self, retrieval: Retrieval) -> Decision:
+    """Decide for one event. Raising dead-letters the event with reason `policy_error`."""
+
+  def decision(self, retrieval: Retrieval, action: str, confidence: float, response: str = "",
+               cited_ids=(), **metadata) -> Decision:
+    """Build a `Decision` carrying the event's identifiers."""
+    e = retrieval.event
+    return Decision(event_id=e.event_id, session_id=e.session_id, action=action,
+                    confidence=round(float(min(1.0, max(0.0, confidence))), 4), policy=self.name,
+                    response=response, cited_ids=tuple(cited_ids), tenant=e.tenant,
+                    language=e.language, model_id=e.model_id, metadata=metadata)

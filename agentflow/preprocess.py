@@ -1,0 +1,236 @@
+"""Preprocess: raw JSON message -> validated, normalised, PII-redacted `AgentEvent`.
+
+Input elements may be `bytes` (Pub/Sub, Kafka), `str` (text files) or already-decoded
+dicts. Redaction happens here, before anything is embedded, stored or logged.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping, Tuple, Union
+
+import apache_beam as beam
+from apache_beam.transforms.window import TimestampedValue
+
+from agentflow.language import detect_language
+from agentflow.pii import RedactionConfig, redact
+from agentflow.stage import DEAD_LETTER, MAIN, Stage, StageCounters
+from agentflow.types import AgentEvent
+
+REQUIRED_FIELDS = ("session_id", "text", "timestamp")
+OPTIONAL_FIELDS = ("event_id", "attributes", "tenant")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+_SPACE = re.compile(r"\s+")
+_MAX_TS = 253402300799.0  # 9999-12-31T23:59:59Z
+
+
+class InvalidEvent(ValueError):
+  """A message that is not a valid event; `reason` is the dead-letter reason code."""
+
+  def __init__(self, reason: str, message: str):
+    super().__init__(message)
+    self.reason = reason
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+  """Validation and normalisation rules.
+
+  `max_text_chars` bounds the text after normalisation (longer texts are dead-lettered,
+  not truncated, so nobody gets an answer to half a question); `max_payload_bytes` bounds
+  the raw message; `max_attributes` bounds the attribute map.
+  """
+  max_text_chars: int = 20_000
+  max_payload_bytes: int = 2_000_000
+  max_attributes: int = 64
+  max_id_chars: int = 256
+  detect_language: bool = True
+  redaction: RedactionConfig = field(default_factory=RedactionConfig)
+
+
+def normalize_text(text: str) -> str:
+  """NFKC, drop control/zero-width characters, collapse whitespace."""
+  text = unicodedata.normalize("NFKC", text)
+  text = _CONTROL.sub(" ", text)
+  return _SPACE.sub(" ", text).strip()
+
+
+def parse_timestamp(value: Any) -> float:
+  """Epoch seconds (int/float, or milliseconds when > 1e11) or an RFC 3339 string -> epoch seconds."""
+  if isinstance(value, bool):
+    raise InvalidEvent("bad_timestamp", "timestamp must be RFC 3339 or epoch seconds, got a boolean")
+  if isinstance(value, (int, float)):
+    ts = float(value)
+    if ts > 1e11:
+      ts /= 1000.0
+  elif isinstance(value, str):
+    s = value.strip()
+    try:
+      ts = float(s) if re.fullmatch(r"\d+(\.\d+)?", s) else None
+      if ts is None:
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00"))
+        if dt.tzinfo is None:
+          dt = dt.replace(tzinfo=timezone.utc)
+        ts = dt.timestamp()
+      elif ts > 1e11:
+        ts /= 1000.0
+    except (ValueError, OverflowError) as e:
+      raise InvalidEvent("bad_timestamp", f"unparseable timestamp {s[:64]!r}: {e}") from None
+  else:
+    raise InvalidEvent("bad_timestamp", f"timestamp must be a string or number, got {type(value).__name__}")
+  if not math.isfinite(ts) or ts < 0 or ts > _MAX_TS:
+    raise InvalidEvent("bad_timestamp", f"timestamp {value!r} is out of range")
+  return ts
+
+
+def derive_event_id(session_id: str, timestamp: float, text: str) -> str:
+  """Content hash for events sent without an id, so redeliveries get the same id."""
+  h = hashlib.blake2b(f"{session_id}\x1f{timestamp!r}\x1f{text}".encode("utf-8"), digest_size=12)
+  return "h-" + h.hexdigest()
+
+
+def _decode(raw: Union[bytes, str, Mapping]) -> Mapping:
+  if isinstance(raw, Mapping):
+    return raw
+  if isinstance(raw, (bytes, bytearray)):
+    try:
+      raw = bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as e:
+      raise InvalidEvent("invalid_utf8", f"payload is not UTF-8: {e}") from None
+  if not isinstance(raw, str):
+    raise InvalidEvent("invalid_json", f"expected bytes or str, got {type(raw).__name__}")
+  try:
+    obj = json.loads(raw)
+  except (json.JSONDecodeError, RecursionError) as e:
+    raise InvalidEvent("invalid_json", f"not JSON: {e}") from None
+  if not isinstance(obj, dict):
+    raise InvalidEvent("not_an_object", f"event must be a JSON object, got {type(obj).__name__}")
+  return obj
+
+
+def _string_field(obj: Mapping, name: str, limit: int, required: bool) -> str:
+  if name not in obj or obj[name] is None:
+    if required:
+      raise InvalidEvent("missing_field", f"missing required field {name!r}")
+    return ""
+  value = obj[name]
+  if not isinstance(value, str):
+    raise InvalidEvent("wrong_type", f"field {name!r} must be a string, got {type(value).__name__}")
+  value = normalize_text(value)
+  if len(value) > limit:
+    raise InvalidEvent("field_too_long", f"field {name!r} is longer than {limit} characters")
+  return value
+
+
+def _attributes(obj: Mapping, config: PreprocessConfig) -> Tuple[dict, dict]:
+  attrs = obj.get("attributes")
+  if attrs is None:
+    return {}, {}
+  if not isinstance(attrs, dict):
+    raise InvalidEvent("wrong_type", f"field 'attributes' must be an object, got {type(attrs).__name__}")
+  if len(attrs) > config.max_attributes:
+    raise InvalidEvent("too_many_attributes",
+                       f"{len(attrs)} attributes; at most {config.max_attributes} allowed")
+  out, counts = {}, {}
+  for k, v in attrs.items():
+    if not isinstance(v, (str, int, float, bool)) and v is not None:
+      raise InvalidEvent("wrong_type", f"attribute {k[:64]!r} must be a scalar, got {type(v).__name__}")
+    if isinstance(v, str):
+      v, found = redact(normalize_text(v), config.redaction)
+      for kind, n in found.items():
+        counts[kind] = counts.get(kind, 0) + n
+    out[normalize_text(k)[:config.max_id_chars]] = v
+  return out, counts
+
+
+def parse_event(raw: Union[bytes, str, Mapping], config: PreprocessConfig = PreprocessConfig()) -> AgentEvent:
+  """Validate and clean one message; raises `InvalidEvent` with a reason code."""
+  if isinstance(raw, (bytes, str)) and len(raw) > config.max_payload_bytes:
+    raise InvalidEvent("payload_too_large", f"payload of {len(raw)} bytes exceeds {config.max_payload_bytes}")
+  obj = _decode(raw)
+  unknown = sorted(set(obj) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
+  if unknown:
+    raise InvalidEvent("unknown_field", f"unknown field(s) {', '.join(repr(u[:64]) for u in unknown[:5])}; "
+                       "put extra data under 'attributes'")
+  session_id = _string_field(obj, "session_id", config.max_id_chars, required=True)
+  if not session_id:
+    raise InvalidEvent("empty_field", "field 'session_id' is empty")
+  if "text" not in obj or obj["text"] is None:
+    raise InvalidEvent("missing_field", "missing required field 'text'")
+  if not isinstance(obj["text"], str):
+    raise InvalidEvent("wrong_type", f"field 'text' must be a string, got {type(obj['text']).__name__}")
+  original_text = obj["text"]
+  text = normalize_text(original_text)
+  if not text:
+    raise InvalidEvent("empty_text", "field 'text' is empty after normalisation")
+  if len(text) > config.max_text_chars:
+    raise InvalidEvent("text_too_long", f"text has {len(text)} characters; at most {config.max_text_chars}")
+  if "timestamp" not in obj or obj["timestamp"] is None:
+    raise InvalidEvent("missing_field", "missing required field 'timestamp'")
+  timestamp = parse_timestamp(obj["timestamp"])
+  tenant = _string_field(obj, "tenant", config.max_id_chars, required=False)
+  event_id = _string_field(obj, "event_id", config.max_id_chars, required=False)
+  if not event_id:
+    event_id = derive_event_id(session_id, timestamp, original_text)
+  attributes, attr_counts = _attributes(obj, config)
+  text, counts = redact(text, config.redaction)
+  for kind, n in attr_counts.items():
+    counts[kind] = counts.get(kind, 0) + n
+  language = detect_language(text) if config.detect_language else "und"
+  return AgentEvent(event_id=event_id, session_id=session_id, text=text, timestamp=timestamp,
+                    attributes=attributes, tenant=tenant, language=language, redactions=counts)
+
+
+def _payload_text(raw) -> str:
+  if isinstance(raw, (bytes, bytearray)):
+    return bytes(raw).decode("utf-8", errors="backslashreplace")
+  if isinstance(raw, str):
+    return raw
+  try:
+    return json.dumps(raw, ensure_ascii=False, default=str)
+  except (TypeError, ValueError):
+    return repr(raw)
+
+
+class _PreprocessFn(beam.DoFn):
+
+  def __init__(self, config: PreprocessConfig):
+    self.config = config
+
+  def setup(self):
+    self.counters = StageCounters("preprocess")
+    self.redacted = {}
+
+  def process(self, raw):
+    self.counters.inputs.inc()
+    try:
+      event = parse_event(raw, self.config)
+    except InvalidEvent as e:
+      yield self.counters.dead_letter(e.reason, str(e), _payload_text(raw))
+      return
+    except Exception as e:  # pylint: disable=broad-except
+      yield self.counters.dead_letter("internal_error", f"{type(e).__name__}: {e}", _payload_text(raw))
+      return
+    for kind, n in event.redactions.items():
+      counter = self.redacted.get(kind)
+      if counter is None:
+        counter = self.redacted[kind] = beam.metrics.Metrics.counter("agentflow", f"pii.redacted.{kind}")
+      counter.inc(n)
+    self.counters.outputs.inc()
+    yield TimestampedValue(event, event.timestamp)
+
+
+class Preprocess(Stage):
+  """Raw messages (bytes, str or dict) -> `AgentEvent`s stamped with their event time."""
+
+  def __init__(self, config: PreprocessConfig = PreprocessConfig()):
+    super().__init__()
+    self.config = config
+
+  def expand_tagged(self, pcoll):
+    return pcoll | "Parse" >> beam.ParDo(_PreprocessFn(self.config)).with_outputs(DEAD_LETTER, main=MAIN)

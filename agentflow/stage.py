@@ -1,0 +1,103 @@
+"""What every stage shares: its dead-letter output, its Beam metrics, its retry policy.
+
+A stage used alone (`events | Preprocess()`) returns its main output and fails the
+pipeline on the first record it cannot handle, as Beam's RunInference does by default.
+`Stage.with_dead_letters()` returns `(main, dead_letters)` instead, so nothing is lost
+and nothing fails: each `DeadLetter` carries the stage, a short reason code, the error
+and the payload to replay.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, TypeVar
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.pvalue import TaggedOutput
+
+from agentflow.types import DeadLetter
+
+NAMESPACE = "agentflow"
+MAIN = "main"
+DEAD_LETTER = "dead_letter"
+
+T = TypeVar("T")
+_LOG = logging.getLogger(__name__)
+
+
+class DeadLetterError(RuntimeError):
+  """Raised by a stage used without `with_dead_letters()` when a record fails."""
+
+
+def _raise(dl: DeadLetter):
+  raise DeadLetterError(f"{dl.stage} failed ({dl.reason}): {dl.error}")
+
+
+class StageCounters:
+  """Beam counters `<stage>.in`, `<stage>.out`, `<stage>.dead_letter.<reason>` and a latency distribution."""
+
+  def __init__(self, stage: str):
+    self.stage = stage
+    self.inputs = Metrics.counter(NAMESPACE, f"{stage}.in")
+    self.outputs = Metrics.counter(NAMESPACE, f"{stage}.out")
+    self.latency_ms = Metrics.distribution(NAMESPACE, f"{stage}.batch_latency_ms")
+    self._reasons: dict = {}
+
+  def dead_letter(self, reason: str, error: str, payload: str, event_id: str = "") -> TaggedOutput:
+    counter = self._reasons.get(reason)
+    if counter is None:
+      counter = self._reasons[reason] = Metrics.counter(NAMESPACE, f"{self.stage}.dead_letter.{reason}")
+    counter.inc()
+    return TaggedOutput(DEAD_LETTER, DeadLetter(self.stage, reason, error[:2000], payload, event_id))
+
+
+class Stage(beam.PTransform):
+  """Base of the five stage transforms; subclasses implement `expand_tagged`."""
+
+  _dead_letters = False
+
+  def with_dead_letters(self):
+    """Return `(main, dead_letters)` from this transform instead of failing on bad records."""
+    clone = copy.copy(self)
+    clone._dead_letters = True
+    return clone
+
+  def expand_tagged(self, pcoll):
+    """Return an object with `.main` and `.dead_letter` PCollections (e.g. a DoOutputsTuple)."""
+    raise NotImplementedError
+
+  def expand(self, pcoll):
+    out = self.expand_tagged(pcoll)
+    main, dead = out[MAIN], out[DEAD_LETTER]
+    if self._dead_letters:
+      return main, dead
+    _ = dead | "FailOnDeadLetter" >> beam.Map(_raise)
+    return main
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+  """Exponential backoff with full jitter; `max_attempts` counts the first try."""
+  max_attempts: int = 5
+  initial_backoff_s: float = 0.2
+  max_backoff_s: float = 10.0
+
+  def call(self, fn: Callable[[], T], retryable: Callable[[Exception], bool] = lambda e: True,
+           on_retry: Optional[Callable[[Exception], None]] = None) -> T:
+    attempt = 0
+    while True:
+      attempt += 1
+      try:
+        return fn()
+      except Exception as e:  # pylint: disable=broad-except
+        if attempt >= self.max_attempts or not retryable(e):
+          raise
+        if on_retry:
+          on_retry(e)
+        delay = min(self.max_backoff_s, self.initial_backoff_s * 2 ** (attempt - 1))
+        _LOG.warning("attempt %d failed (%s); retrying in <= %.2fs", attempt, type(e).__name__, delay)
+        time.sleep(random.uniform(0, delay))

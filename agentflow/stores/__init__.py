@@ -1,0 +1,42 @@
+"""Vector stores: the `VectorStore` ABC, the embedded default and Vespa, chosen by URI.
+
+`store_from_uri("local:/var/agentflow", 384)` or `store_from_uri("vespa:http://host:8080", 384)`.
+A bare path means `local:`.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+from agentflow.stores.base import QueryFilter, StoreError, VectorStore
+
+StoreFactory = Callable[[str, int], VectorStore]
+_SCHEMES: Dict[str, StoreFactory] = {}
+
+
+def register_store_scheme(scheme: str, factory: StoreFactory) -> None:
+  """Make `scheme:rest` URIs build stores with `factory(rest, dimension)`."""
+  _SCHEMES[scheme] = factory
+
+
+def store_from_uri(uri: str, dimension: int) -> VectorStore:
+  """Build (not open) the store a `--store` URI names."""
+  _register_builtin()
+  scheme, sep, rest = uri.partition(":")
+  if not sep or scheme not in _SCHEMES or len(scheme) == 1:  # bare path (or a Windows drive)
+    scheme, rest = "local", uri
+  return _SCHEMES[scheme](rest, dimension)
+
+
+def _register_builtin() -> None:
+  if "local" not in _SCHEMES:
+    from agentflow.stores.local import LocalVectorStore
+    register_store_scheme("local", lambda rest, dim: LocalVectorStore(rest, dim))
+  if "vespa" not in _SCHEMES:
+    try:
+      from agentflow.stores.vespa import vespa_store_from_uri
+    except ImportError:
+      return
+    register_store_scheme("vespa", vespa_store_from_uri)
+
+
+__all__ = ["QueryFilter", "StoreError", "VectorStore", "register_store_scheme", "store_from_uri"]

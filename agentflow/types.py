@@ -1,0 +1,133 @@
+"""The records that flow between agentflow's stages.
+
+Every stage takes and returns these plain dataclasses so that each PTransform can be
+used alone: Preprocess emits `AgentEvent`, Embed fills `AgentEvent.embedding`,
+VectorUpsert writes a `Document`, Retrieve pairs the event with `Hit`s, and Decide
+emits a `Decision`. Anything a stage cannot handle becomes a `DeadLetter`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+KIND_EVENT = "event"
+KIND_KNOWLEDGE = "knowledge"
+
+
+def document_id(event_id: str, tenant: str = "") -> str:
+  """Deterministic store id for an event: replays overwrite instead of duplicating."""
+  return hashlib.blake2b(f"{tenant}\x1f{event_id}".encode("utf-8"), digest_size=16).hexdigest()
+
+
+@dataclass
+class AgentEvent:
+  """One validated, normalised and PII-redacted input event."""
+  event_id: str
+  session_id: str
+  text: str
+  timestamp: float
+  attributes: Mapping[str, Any] = field(default_factory=dict)
+  tenant: str = ""
+  language: str = "und"
+  kind: str = KIND_EVENT
+  redactions: Mapping[str, int] = field(default_factory=dict)
+  embedding: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
+  model_id: str = ""
+
+  @property
+  def doc_id(self) -> str:
+    return document_id(self.event_id, self.tenant)
+
+  def with_embedding(self, vector: np.ndarray, model_id: str) -> "AgentEvent":
+    return dataclasses.replace(self, embedding=np.asarray(vector, dtype=np.float32), model_id=model_id)
+
+  def to_document(self) -> "Document":
+    if self.embedding is None:
+      raise ValueError(f"event {self.event_id!r} has no embedding")
+    meta = dict(self.attributes)
+    return Document(
+        id=self.doc_id, vector=self.embedding, text=self.text, session_id=self.session_id,
+        tenant=self.tenant, kind=self.kind, timestamp=self.timestamp, event_id=self.event_id,
+        metadata=meta)
+
+
+@dataclass
+class Document:
+  """What a `VectorStore` holds: a vector plus the fields filters and policies need."""
+  id: str
+  vector: np.ndarray = field(repr=False, compare=False)
+  text: str = ""
+  session_id: str = ""
+  tenant: str = ""
+  kind: str = KIND_EVENT
+  timestamp: float = 0.0
+  event_id: str = ""
+  metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+  """One retrieved neighbour; `score` is cosine similarity in [-1, 1], higher is closer."""
+  id: str
+  score: float
+  text: str = ""
+  session_id: str = ""
+  kind: str = KIND_EVENT
+  timestamp: float = 0.0
+  metadata: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass
+class Retrieval:
+  """An event together with its nearest contexts, the input of Decide."""
+  event: AgentEvent
+  hits: Sequence[Hit] = ()
+  memory: Sequence[Mapping[str, Any]] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+  """The agent's output for one event."""
+  event_id: str
+  session_id: str
+  action: str
+  confidence: float
+  policy: str
+  response: str = ""
+  cited_ids: Sequence[str] = ()
+  tenant: str = ""
+  language: str = "und"
+  model_id: str = ""
+  metadata: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+  def to_json(self) -> str:
+    d = dataclasses.asdict(self)
+    d["cited_ids"] = list(self.cited_ids)
+    return json.dumps(d, ensure_ascii=False, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+  """A record a stage could not handle, with why, and the original payload to replay it."""
+  stage: str
+  reason: str
+  error: str
+  payload: str
+  event_id: str = ""
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), ensure_ascii=False, sort_keys=True)
+
+
+def payload_of(event: AgentEvent) -> str:
+  """A JSON payload for an already-parsed event (its redacted form), used in later stages' dead letters."""
+  return json.dumps({
+      "event_id": event.event_id, "session_id": event.session_id, "text": event.text,
+      "timestamp": event.timestamp, "attributes": dict(event.attributes),
+      **({"tenant": event.tenant} if event.tenant else {}),
+  }, ensure_ascii=False, sort_keys=True, default=str)

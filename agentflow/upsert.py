@@ -1,0 +1,78 @@
+"""VectorUpsert: write each embedded event to the store under its deterministic id."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from agentflow.batching import BatchingDoFn
+from agentflow.stage import DEAD_LETTER, MAIN, NAMESPACE, RetryPolicy, Stage, StageCounters
+from agentflow.stores.base import StoreError, VectorStore
+from agentflow.types import payload_of
+
+
+@dataclass(frozen=True)
+class UpsertConfig:
+  """Batch size and retry policy; after the last retry a batch is dead-lettered, not dropped."""
+  batch_size: int = 64
+  retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def _retryable(e: Exception) -> bool:
+  return not isinstance(e, (ValueError, TypeError)) and getattr(e, "retryable", True)
+
+
+class _UpsertFn(BatchingDoFn):
+
+  def __init__(self, store: VectorStore, config: UpsertConfig):
+    super().__init__(config.batch_size)
+    self.store, self.config = store, config
+
+  def setup(self):
+    self.counters = StageCounters("upsert")
+    self.retries = Metrics.counter(NAMESPACE, "upsert.retries")
+    self.store.open()
+
+  def teardown(self):
+    self.store.close()
+
+  def process(self, element, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
+    self.counters.inputs.inc()
+    yield from super().process(element, timestamp, window)
+
+  def observe_latency(self, millis):
+    self.counters.latency_ms.update(int(millis))
+
+  def handle_batch(self, events):
+    try:
+      results = self.config.retry.call(lambda: self.store.upsert([e.to_document() for e in events]),
+                                       retryable=_retryable, on_retry=lambda _: self.retries.inc())
+    except Exception as e:  # pylint: disable=broad-except
+      reason = "invalid_document" if isinstance(e, (ValueError, TypeError)) else "store_unavailable"
+      for i, event in enumerate(events):
+        yield i, self.counters.dead_letter(reason, f"{type(e).__name__}: {e}", payload_of(event),
+                                           event.event_id)
+      return
+    for i, (event, error) in enumerate(zip(events, results)):
+      if error is None:
+        self.counters.outputs.inc()
+        yield i, event
+      else:
+        yield i, self.counters.dead_letter("store_rejected", error, payload_of(event), event.event_id)
+
+
+class VectorUpsert(Stage):
+  """Upserts embedded events (id = `document_id(event_id, tenant)`) and passes them on once written.
+
+  Because events are emitted only after their batch is written, a Retrieve stage after
+  this one always sees them.
+  """
+
+  def __init__(self, store: VectorStore, config: UpsertConfig = UpsertConfig()):
+    super().__init__()
+    self.store, self.config = store, config
+
+  def expand_tagged(self, pcoll):
+    return pcoll | "Upsert" >> beam.ParDo(_UpsertFn(self.store, self.config)).with_outputs(
+        DEAD_LETTER, main=MAIN)

@@ -1,0 +1,1 @@
+"""Assembled agentflow pipelines (also the Flex Template entry points)."""

