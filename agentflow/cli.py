@@ -28,7 +28,7 @@ def _ingest(argv: List[str]) -> int:
     print("agentflow ingest: --knowledge FILE is required", file=sys.stderr)
     return 2
   summary = ingest_knowledge(options)
-  print(summary.format("knowledge ingestion"))
+  print(summary.format("knowledge ingestion", outputs="stored"))
   return 0 if summary.accounted else 3
 
 

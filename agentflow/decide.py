@@ -8,7 +8,6 @@ from apache_beam.metrics import Metrics
 
 from agentflow.policies.base import DecisionPolicy
 from agentflow.stage import DEAD_LETTER, MAIN, NAMESPACE, Stage, StageCounters
-from agentflow.types import payload_of
 
 
 class _DecideFn(beam.DoFn):
@@ -30,8 +29,7 @@ class _DecideFn(beam.DoFn):
     try:
       decision = self.policy.decide(retrieval)
     except Exception as e:  # pylint: disable=broad-except
-      yield self.counters.dead_letter("policy_error", f"{type(e).__name__}: {e}",
-                                      payload_of(retrieval.event), retrieval.event.event_id)
+      yield self.counters.event_dead_letter("policy_error", f"{type(e).__name__}: {e}", retrieval.event)
       return
     self.counters.latency_ms.update(int((time.perf_counter() - start) * 1000))
     counter = self.actions.get(decision.action)

@@ -13,7 +13,6 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from agentflow.models.base import EmbeddingModelHandler
 from agentflow.stage import DEAD_LETTER, MAIN, Stage, StageCounters
-from agentflow.types import payload_of
 
 
 class _AttachFn(beam.DoFn):
@@ -28,9 +27,8 @@ class _AttachFn(beam.DoFn):
     event, result = keyed
     vector = result.inference
     if getattr(vector, "shape", (len(vector),))[-1] != self.dimension:
-      yield self.counters.dead_letter(
-          "dimension_mismatch", f"model returned {len(vector)}-d vector, expected {self.dimension}",
-          payload_of(event), event.event_id)
+      yield self.counters.event_dead_letter(
+          "dimension_mismatch", f"model returned {len(vector)}-d vector, expected {self.dimension}", event)
       return
     self.counters.outputs.inc()
     yield event.with_embedding(vector, result.model_id or "")
@@ -52,8 +50,7 @@ class _FailedBatchFn(beam.DoFn):
   def process(self, failed):
     batch, error = failed
     for event, _text in batch:
-      yield self.counters.dead_letter("inference_error", _describe(error), payload_of(event),
-                                      event.event_id).value
+      yield self.counters.event_dead_letter("inference_error", _describe(error), event).value
 
 
 class _Key(beam.DoFn):

@@ -20,13 +20,14 @@ from apache_beam.transforms.window import TimestampedValue
 from agentflow.language import detect_language
 from agentflow.pii import RedactionConfig, redact
 from agentflow.stage import DEAD_LETTER, MAIN, Stage, StageCounters
-from agentflow.types import AgentEvent
+from agentflow.types import AgentEvent, trace_id_for
 
 REQUIRED_FIELDS = ("session_id", "text", "timestamp")
 OPTIONAL_FIELDS = ("event_id", "attributes", "tenant")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 _SPACE = re.compile(r"\s+")
 _MAX_TS = 253402300799.0  # 9999-12-31T23:59:59Z
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 class InvalidEvent(ValueError):
@@ -183,7 +184,16 @@ def parse_event(raw: Union[bytes, str, Mapping], config: PreprocessConfig = Prep
     counts[kind] = counts.get(kind, 0) + n
   language = detect_language(text) if config.detect_language else "und"
   return AgentEvent(event_id=event_id, session_id=session_id, text=text, timestamp=timestamp,
-                    attributes=attributes, tenant=tenant, language=language, redactions=counts)
+                    attributes=attributes, tenant=tenant, language=language, redactions=counts,
+                    trace_id=trace_id_of(attributes, event_id))
+
+
+def trace_id_of(attributes: Mapping, event_id: str) -> str:
+  """The trace id from a W3C `traceparent` attribute, else one derived from the event id."""
+  m = _TRACEPARENT.match(str(attributes.get("traceparent", "")).strip().lower())
+  if m and m.group(1) != "0" * 32:
+    return m.group(1)
+  return trace_id_for(event_id)
 
 
 def _payload_text(raw) -> str:

@@ -12,7 +12,7 @@ from apache_beam.metrics import Metrics
 from agentflow.batching import BatchingDoFn
 from agentflow.stage import DEAD_LETTER, MAIN, NAMESPACE, RetryPolicy, Stage, StageCounters
 from agentflow.stores.base import QueryFilter, VectorStore
-from agentflow.types import KIND_KNOWLEDGE, Retrieval, payload_of
+from agentflow.types import KIND_KNOWLEDGE, Retrieval
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,7 @@ class _RetrieveFn(BatchingDoFn):
                                       on_retry=lambda _: self.retries.inc())
       except Exception as e:  # pylint: disable=broad-except
         for i in indices:
-          yield i, self.counters.dead_letter("store_unavailable", f"{type(e).__name__}: {e}",
-                                             payload_of(events[i]), events[i].event_id)
+          yield i, self.counters.event_dead_letter("store_unavailable", f"{type(e).__name__}: {e}", events[i])
         continue
       for i, event_hits in zip(indices, hits):
         own = events[i].doc_id

@@ -19,7 +19,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 
-from agentflow.types import DeadLetter
+from agentflow.types import DeadLetter, payload_of, trace_id_for
 
 NAMESPACE = "agentflow"
 MAIN = "main"
@@ -47,12 +47,19 @@ class StageCounters:
     self.latency_ms = Metrics.distribution(NAMESPACE, f"{stage}.batch_latency_ms")
     self._reasons: dict = {}
 
-  def dead_letter(self, reason: str, error: str, payload: str, event_id: str = "") -> TaggedOutput:
+  def dead_letter(self, reason: str, error: str, payload: str, event_id: str = "",
+                  trace_id: str = "") -> TaggedOutput:
     counter = self._reasons.get(reason)
     if counter is None:
       counter = self._reasons[reason] = Metrics.counter(NAMESPACE, f"{self.stage}.dead_letter.{reason}")
     counter.inc()
-    return TaggedOutput(DEAD_LETTER, DeadLetter(self.stage, reason, error[:2000], payload, event_id))
+    return TaggedOutput(DEAD_LETTER, DeadLetter(
+        self.stage, reason, error[:2000], payload, event_id, trace_id or trace_id_for(payload)))
+
+
+  def event_dead_letter(self, reason: str, error: str, event) -> TaggedOutput:
+    """Dead letter for an already-parsed event: its (redacted) payload, id and trace id."""
+    return self.dead_letter(reason, error, payload_of(event), event.event_id, event.trace_id)
 
 
 class Stage(beam.PTransform):

@@ -57,8 +57,8 @@ class RunSummary:
   def to_json(self) -> str:
     return json.dumps({**asdict(self), "accounted": self.accounted}, indent=2, sort_keys=True)
 
-  def format(self, title: str = "agentflow run summary") -> str:
-    lines = [title, f"  inputs {self.inputs}  decisions {self.decisions}  dead letters "
+  def format(self, title: str = "agentflow run summary", outputs: str = "decisions") -> str:
+    lines = [title, f"  inputs {self.inputs}  {outputs} {self.decisions}  dead letters "
              f"{self.dead_letters}  accounted {'yes' if self.accounted else 'NO'}  "
              f"elapsed {self.elapsed_s:.1f}s"]
     if self.stages:

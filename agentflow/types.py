@@ -19,6 +19,11 @@ KIND_EVENT = "event"
 KIND_KNOWLEDGE = "knowledge"
 
 
+def trace_id_for(key: str) -> str:
+  """A W3C trace id (32 hex digits) derived from `key`, so a replayed event keeps its trace."""
+  return hashlib.blake2b(key.encode("utf-8", "backslashreplace"), digest_size=16).hexdigest()
+
+
 def document_id(event_id: str, tenant: str = "") -> str:
   """Deterministic store id for an event: replays overwrite instead of duplicating."""
   return hashlib.blake2b(f"{tenant}\x1f{event_id}".encode("utf-8"), digest_size=16).hexdigest()
@@ -38,6 +43,7 @@ class AgentEvent:
   redactions: Mapping[str, int] = field(default_factory=dict)
   embedding: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
   model_id: str = ""
+  trace_id: str = ""
 
   @property
   def doc_id(self) -> str:
@@ -103,6 +109,7 @@ class Decision:
   tenant: str = ""
   language: str = "und"
   model_id: str = ""
+  trace_id: str = ""
   metadata: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
   def to_json(self) -> str:
@@ -119,6 +126,7 @@ class DeadLetter:
   error: str
   payload: str
   event_id: str = ""
+  trace_id: str = ""
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), ensure_ascii=False, sort_keys=True)

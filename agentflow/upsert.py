@@ -9,7 +9,6 @@ from apache_beam.metrics import Metrics
 from agentflow.batching import BatchingDoFn
 from agentflow.stage import DEAD_LETTER, MAIN, NAMESPACE, RetryPolicy, Stage, StageCounters
 from agentflow.stores.base import StoreError, VectorStore
-from agentflow.types import payload_of
 
 
 @dataclass(frozen=True)
@@ -51,15 +50,14 @@ class _UpsertFn(BatchingDoFn):
     except Exception as e:  # pylint: disable=broad-except
       reason = "invalid_document" if isinstance(e, (ValueError, TypeError)) else "store_unavailable"
       for i, event in enumerate(events):
-        yield i, self.counters.dead_letter(reason, f"{type(e).__name__}: {e}", payload_of(event),
-                                           event.event_id)
+        yield i, self.counters.event_dead_letter(reason, f"{type(e).__name__}: {e}", event)
       return
     for i, (event, error) in enumerate(zip(events, results)):
       if error is None:
         self.counters.outputs.inc()
         yield i, event
       else:
-        yield i, self.counters.dead_letter("store_rejected", error, payload_of(event), event.event_id)
+        yield i, self.counters.event_dead_letter("store_rejected", error, event)
 
 
 class VectorUpsert(Stage):

@@ -88,7 +88,7 @@ def run(argv: Optional[List[str]] = None, out=sys.stdout) -> RunSummary:
   opts = options.view_as(AgentflowOptions)
   if opts.knowledge:
     ks = ingest_knowledge(options)
-    print(ks.format("knowledge ingestion"), file=out)
+    print(ks.format("knowledge ingestion", outputs="stored"), file=out)
   start = time.monotonic()
   p = beam.Pipeline(options=options)
   build(p, opts)

@@ -19,3 +19,6 @@ def st_model(handler):
 from apache_beam.testing.test_pipeline import TestPipeline  # noqa: E402
 
 TestPipeline.__test__ = False
+from apache_beam.testing.test_stream import TestStream  # noqa: E402
+
+TestStream.__test__ = False

@@ -61,6 +61,9 @@ class SentenceTransformerHandler(EmbeddingModelHandler):
   def load_model(self):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
     from sentence_transformers import SentenceTransformer
     return SentenceTransformer(self._path, device=self._device, local_files_only=True)
 

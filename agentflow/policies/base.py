@@ -31,4 +31,5 @@ class DecisionPolicy(abc.ABC):
     return Decision(event_id=e.event_id, session_id=e.session_id, action=action,
                     confidence=round(float(min(1.0, max(0.0, confidence))), 4), policy=self.name,
                     response=response, cited_ids=tuple(cited_ids), tenant=e.tenant,
-                    language=e.language, model_id=e.model_id, metadata=metadata)
+                    language=e.language, model_id=e.model_id, trace_id=e.trace_id,
+                    metadata=metadata)

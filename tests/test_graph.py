@@ -1,0 +1,73 @@
+"""AgentGraph as one composite: batch and streaming (TestStream), trace ids end to end."""
+import json
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+
+from agentflow import AgentGraph, QueryFilter, RetrievalAnswerPolicy
+from agentflow.knowledge import IngestKnowledge
+from agentflow.stores.local import LocalVectorStore
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+KB = [json.dumps({"id": "kb-1", "question": "How do I reset my password?",
+                  "answer": "Settings > Security > Reset password.", "topic": "account"}),
+      json.dumps({"id": "kb-2", "question": "How do I export my notes as PDF?",
+                  "answer": "Open the note, then File > Export > PDF.", "topic": "export"})]
+
+
+def _msg(i, text, **attrs):
+  return json.dumps({"event_id": f"e{i}", "session_id": "s", "text": text,
+                     "timestamp": 1772442900 + i, "attributes": attrs})
+
+
+def _store(tmp_path, handler):
+  store = LocalVectorStore(str(tmp_path / "store"), handler.dimension)
+  with TestPipeline() as p:
+    _ = p | beam.Create(KB) | IngestKnowledge(handler, store)
+  return store
+
+
+def test_trace_id_follows_an_event_to_its_decision_and_dead_letter(tmp_path, handler):
+  store = _store(tmp_path, handler)
+  msgs = [_msg(1, "i forgot my password how do i reset it",
+               traceparent=f"00-{TRACE}-00f067aa0ba902b7-01"),
+          _msg(2, "can I export a note to pdf?"), "{broken"]
+  with TestPipeline() as p:
+    decisions, dead = p | beam.Create(msgs) | AgentGraph(handler, store, RetrievalAnswerPolicy()).with_dead_letters()
+    assert_that(decisions | beam.Map(lambda d: (d.event_id, d.action, d.metadata["knowledge_id"],
+                                                d.trace_id == TRACE, len(d.trace_id))),
+                equal_to([("e1", "reply", "kb-1", True, 32), ("e2", "reply", "kb-2", False, 32)]),
+                label="decisions")
+    assert_that(dead | beam.Map(lambda d: (d.reason, len(d.trace_id))), equal_to([("invalid_json", 32)]),
+                label="dead")
+
+
+def test_graph_runs_in_streaming_mode(tmp_path, handler):
+  store = _store(tmp_path, handler)
+  stream = (TestStream().advance_watermark_to(0)
+            .add_elements([_msg(1, "password reset please")])
+            .advance_processing_time(1)
+            .add_elements([_msg(2, "how to get my notes out as a PDF file"), "[1]"])
+            .advance_watermark_to_infinity())
+  options = PipelineOptions()
+  options.view_as(StandardOptions).streaming = True
+  with TestPipeline(options=options) as p:
+    decisions, dead = (p | stream | AgentGraph(handler, store, RetrievalAnswerPolicy())
+                       .with_dead_letters())
+    assert_that(decisions | beam.Map(lambda d: (d.event_id, d.action, d.metadata.get("knowledge_id"))),
+                equal_to([("e1", "reply", "kb-1"), ("e2", "reply", "kb-2")]), label="decisions")
+    assert_that(dead | beam.Map(lambda d: d.reason), equal_to(["not_an_object"]), label="dead")
+
+
+def test_replaying_events_creates_no_duplicate_documents(tmp_path, handler):
+  store = _store(tmp_path, handler)
+  msgs = [_msg(i, f"message number {i}") for i in range(10)]
+  for _ in range(2):
+    with TestPipeline() as p:
+      _ = p | beam.Create(msgs + msgs[:3]) | AgentGraph(handler, store, RetrievalAnswerPolicy())
+  with store:
+    assert store.count() == 12
+    assert store.count(QueryFilter(kind="event")) == 10

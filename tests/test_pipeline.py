@@ -1,0 +1,133 @@
+"""The whole graph on the support-chatbot example, on DirectRunner, as `agentflow run` runs it."""
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.agent_pipeline import run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(ROOT, "examples", "support_chatbot")
+EVENTS = os.path.join(EXAMPLE, "events.jsonl")
+KNOWLEDGE = os.path.join(EXAMPLE, "knowledge.jsonl")
+EXPECTED = os.path.join(EXAMPLE, "expected.jsonl")
+
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+LONG_DIGITS = re.compile(r"(?:\d[ \-.()]*){9,}")
+IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}\b")
+
+
+def _lines(path):
+  with open(path, encoding="utf-8") as f:
+    return [line for line in f.read().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory):
+  out = tmp_path_factory.mktemp("run")
+  argv = ["--input", EVENTS, "--knowledge", KNOWLEDGE, "--store", f"local:{out}/store",
+          "--output", str(out / "decisions.jsonl"), "--dead_letter_output", str(out / "dead.jsonl"),
+          "--summary_output", str(out / "summary.json"), "--runner", "DirectRunner",
+          "--progress_interval", "0"]
+  summary = run(argv, out=open(os.devnull, "w"))
+  decisions = [json.loads(l) for l in _lines(out / "decisions.jsonl")]
+  dead = [json.loads(l) for l in _lines(out / "dead.jsonl")]
+  return summary, decisions, dead, out
+
+
+def test_every_input_is_accounted_for(example_run):
+  summary, decisions, dead, out = example_run
+  inputs = _lines(EVENTS)
+  assert summary.inputs == len(inputs)
+  assert len(decisions) + len(dead) == len(inputs)
+  assert summary.decisions == len(decisions) and summary.dead_letters == len(dead)
+  assert summary.accounted
+  assert json.loads(open(out / "summary.json").read())["accounted"] is True
+  for d in dead:
+    assert d["stage"] and d["reason"] and d["payload"] in inputs
+
+
+def test_bad_lines_are_dead_lettered_with_reasons(example_run):
+  _, decisions, dead, _ = example_run
+  reasons = sorted(d["reason"] for d in dead)
+  assert reasons == sorted(["invalid_json", "invalid_json", "not_an_object", "missing_field",
+                            "wrong_type", "empty_text"])
+  decided = {d["event_id"] for d in decisions}
+  for line in _lines(EVENTS):
+    try:
+      obj = json.loads(line)
+    except ValueError:
+      continue
+    if isinstance(obj, dict) and isinstance(obj.get("text"), str) and obj["text"].strip() and obj.get("event_id"):
+      assert obj["event_id"] in decided
+
+
+def test_known_questions_get_the_known_answer(example_run):
+  _, decisions, _, _ = example_run
+  by_id = {d["event_id"]: d for d in decisions}
+  by_text = {}
+  for line in _lines(EVENTS):
+    try:
+      obj = json.loads(line)
+    except ValueError:
+      continue
+    if isinstance(obj, dict) and isinstance(obj.get("text"), str) and "event_id" not in obj:
+      by_text[obj["text"]] = obj
+  right = total = replies_right = replies = 0
+  for exp in map(json.loads, _lines(EXPECTED)):
+    event_id = exp.get("event_id") or _derived_id(by_text[exp["text"]])
+    got = by_id[event_id]
+    total += 1
+    right += got["action"] == exp["expect"]
+    if exp["expect"] == "reply":
+      replies += 1
+      replies_right += got["action"] == "reply" and got["metadata"].get("knowledge_id") == exp["kb_id"]
+  assert total > 250
+  assert right / total >= 0.85, f"action accuracy {right}/{total}"
+  assert replies_right / replies >= 0.8, f"known answers {replies_right}/{replies}"
+
+
+def _derived_id(obj):
+  from agentflow.preprocess import derive_event_id, normalize_text, parse_timestamp
+  return derive_event_id(normalize_text(obj["session_id"]), parse_timestamp(obj["timestamp"]), obj["text"])
+
+
+def test_store_holds_no_pii_from_inputs(example_run):
+  _, _, _, out = example_run
+  db = sqlite3.connect(out / "store" / "store.sqlite")
+  rows = db.execute("SELECT text, metadata, session_id, event_id FROM docs").fetchall()
+  assert len(rows) > 250
+  stored = "\n".join(" ".join(str(c) for c in r) for r in rows)
+  pii_in_inputs = set()
+  for line in _lines(EVENTS):
+    for rx in (EMAIL, IPV4, IBAN):
+      pii_in_inputs.update(m.group(0) for m in rx.finditer(line))
+  assert len(pii_in_inputs) >= 10, "the example should exercise redaction"
+  leaked = [p for p in pii_in_inputs if p in stored]
+  assert not leaked
+  assert not EMAIL.search(stored)
+  assert not [m.group(0) for m in LONG_DIGITS.finditer(stored)]
+  assert "[EMAIL]" in stored
+
+
+def test_cli_runs_the_main_job(tmp_path):
+  events = tmp_path / "events.jsonl"
+  events.write_text("\n".join(_lines(EVENTS)[:20]) + "\n")
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  proc = subprocess.run(
+      [sys.executable, "-m", "agentflow.cli", "run", "--input", str(events), "--knowledge", KNOWLEDGE,
+       "--store", f"local:{tmp_path}/store", "--output", str(tmp_path / "d.jsonl"),
+       "--dead_letter_output", str(tmp_path / "dl.jsonl"), "--progress_interval", "0.001"],
+      capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "accounted yes" in proc.stdout
+  assert "knowledge ingestion" in proc.stdout
+  assert re.search(r"inputs 20 ", proc.stdout)
+  assert "[agentflow]" in proc.stderr
+  n = len(_lines(tmp_path / "d.jsonl")) + (len(_lines(tmp_path / "dl.jsonl")) if (tmp_path / "dl.jsonl").exists() else 0)
+  assert n == 20

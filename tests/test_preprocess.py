@@ -1,0 +1,99 @@
+"""parse_event: validation reasons, normalisation, timestamps, ids, redaction before anything else."""
+import json
+
+import pytest
+
+from agentflow.preprocess import InvalidEvent, PreprocessConfig, derive_event_id, parse_event, parse_timestamp
+
+
+def _ev(**kw):
+  base = {"session_id": "s1", "text": "hello there", "timestamp": 1700000000}
+  base.update(kw)
+  return json.dumps(base)
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b"\xff\xfe\xfa", "invalid_utf8"),
+    ("{", "invalid_json"),
+    ("", "invalid_json"),
+    ("[1, 2]", "not_an_object"),
+    ("42", "not_an_object"),
+    (json.dumps({"text": "x", "timestamp": 1}), "missing_field"),
+    (json.dumps({"session_id": "s", "timestamp": 1}), "missing_field"),
+    (json.dumps({"session_id": "s", "text": "x"}), "missing_field"),
+    (_ev(text=42), "wrong_type"),
+    (_ev(text=["a"]), "wrong_type"),
+    (_ev(session_id=7), "wrong_type"),
+    (_ev(session_id="   "), "empty_field"),
+    (_ev(text=" \u200b\t\n "), "empty_text"),
+    (_ev(text="x" * 20001), "text_too_long"),
+    (_ev(timestamp="yesterday"), "bad_timestamp"),
+    (_ev(timestamp=-5), "bad_timestamp"),
+    (_ev(timestamp=True), "bad_timestamp"),
+    (_ev(timestamp=float("nan")), "bad_timestamp"),
+    (_ev(attributes=[1]), "wrong_type"),
+    (_ev(attributes={"a": {"nested": 1}}), "wrong_type"),
+    (_ev(attributes={str(i): i for i in range(65)}), "too_many_attributes"),
+    (_ev(colour="red"), "unknown_field"),
+    ("[" * 100000 + "]" * 100000, "invalid_json"),
+])
+def test_invalid_events_have_reasons(raw, reason):
+  with pytest.raises(InvalidEvent) as e:
+    parse_event(raw)
+  assert e.value.reason == reason
+
+
+def test_payload_size_limit():
+  with pytest.raises(InvalidEvent) as e:
+    parse_event(_ev(text="a" * 100), PreprocessConfig(max_payload_bytes=50))
+  assert e.value.reason == "payload_too_large"
+
+
+def test_normalises_and_keeps_fields():
+  ev = parse_event(_ev(event_id=" e-1 ", text="  Ｈｅｌｌｏ\u0000  wide\n\nworld\u200b  ", tenant="acme",
+                       attributes={"channel": "web", "n": 3, "ok": True, "none": None}))
+  assert ev.event_id == "e-1"
+  assert ev.text == "Hello wide world"
+  assert ev.tenant == "acme"
+  assert ev.attributes == {"channel": "web", "n": 3, "ok": True, "none": None}
+  assert ev.timestamp == 1700000000.0
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2026-03-02T09:15:00Z", 1772442900.0),
+    ("2026-03-02T10:15:00+01:00", 1772442900.0),
+    ("2026-03-02T09:15:00", 1772442900.0),
+    (1772442900, 1772442900.0),
+    (1772442900123, 1772442900.123),
+    ("1772442900", 1772442900.0),
+])
+def test_timestamps(value, expected):
+  assert parse_timestamp(value) == pytest.approx(expected)
+
+
+def test_missing_event_id_is_derived_deterministically():
+  a = parse_event(_ev(text="same"))
+  b = parse_event(_ev(text="same"))
+  c = parse_event(_ev(text="different"))
+  assert a.event_id == b.event_id != c.event_id
+  assert a.event_id == derive_event_id("s1", 1700000000.0, "same")
+
+
+def test_pii_is_redacted_in_text_and_attributes():
+  ev = parse_event(_ev(text="write to jane.doe@example.com please",
+                       attributes={"reply_to": "jane.doe@example.com"}))
+  assert "jane.doe@example.com" not in ev.text and "jane.doe@example.com" not in json.dumps(ev.attributes)
+  assert ev.redactions.get("EMAIL") == 2
+
+
+def test_bytes_and_dicts_are_accepted():
+  assert parse_event(_ev().encode()).text == "hello there"
+  assert parse_event(json.loads(_ev())).text == "hello there"
+
+
+def test_trace_id_from_traceparent_or_derived():
+  tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+  assert parse_event(_ev(attributes={"traceparent": tp})).trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+  a, b = parse_event(_ev(event_id="x")), parse_event(_ev(event_id="x"))
+  assert a.trace_id == b.trace_id and len(a.trace_id) == 32
+  assert parse_event(_ev(event_id="y")).trace_id != a.trace_id
