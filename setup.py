@@ -12,7 +12,8 @@ BEAM = "apache-beam[gcp]==2.77.0"
 EXTRAS = {
     "vespa": ["pyvespa>=1.2,<2"],
     "pubsub": ["google-cloud-pubsub>=2.20,<3"],
-    "test": ["pytest>=8", "hypothesis>=6.100", "cryptography>=42"],
+    "redis": ["redis>=5"],
+    "test": ["pytest>=8", "hypothesis>=6.100", "cryptography>=42", "redis>=5"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 

@@ -23,6 +23,10 @@ class AgentflowOptions(PipelineOptions):
                         help="Vector store URI: local:DIR (embedded, default) or vespa:URL.")
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help="Embedding model: sentence-transformers[:LOCAL_DIR].")
+    parser.add_argument("--embedding_cache", default="lru",
+                        help="Embedding cache: lru (per worker), redis://HOST:PORT[/DB] (shared) or none.")
+    parser.add_argument("--embedding_cache_size", type=int, default=100000,
+                        help="Entries in the per-worker LRU embedding cache.")
     parser.add_argument("--top_k", type=int, default=5, help="Contexts retrieved per event.")
     parser.add_argument("--answer_threshold", type=float, default=0.6,
                         help="Cosine similarity needed to reply with a known answer.")

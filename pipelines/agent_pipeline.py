@@ -21,6 +21,7 @@ if __package__ in (None, ""):
 from agentflow.graph import AgentGraph, GraphConfig  # noqa: E402
 from agentflow.knowledge import IngestKnowledge  # noqa: E402
 from agentflow.models.base import model_from_spec  # noqa: E402
+from agentflow.models.cache import CachingEmbeddingHandler, cache_from_spec  # noqa: E402
 from agentflow.options import AgentflowOptions  # noqa: E402
 from agentflow.policies.retrieval_answer import RetrievalAnswerPolicy  # noqa: E402
 from agentflow.preprocess import PreprocessConfig  # noqa: E402
@@ -43,6 +44,8 @@ def _write_jsonl(pcoll, path: str, label: str):
 def components(opts: AgentflowOptions):
   """The model handler, store and policy the options describe (built, not opened)."""
   handler = model_from_spec(opts.model, max_batch_size=opts.embed_batch_size)
+  if opts.embedding_cache != "none":
+    handler = CachingEmbeddingHandler(handler, cache_from_spec(opts.embedding_cache, opts.embedding_cache_size))
   store = store_from_uri(opts.store, handler.dimension)
   policy = RetrievalAnswerPolicy(threshold=opts.answer_threshold)
   return handler, store, policy
