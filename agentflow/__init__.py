@@ -7,7 +7,8 @@ from agentflow.decide import Decide
 from agentflow.embed import Embed
 from agentflow.graph import AgentGraph, GraphConfig
 from agentflow.knowledge import IngestKnowledge, parse_knowledge
-from agentflow.models import EmbeddingModelHandler, SentenceTransformerHandler, model_from_spec
+from agentflow.models import (CachingEmbeddingHandler, EmbeddingModelHandler, SentenceTransformerHandler,
+                              model_from_spec)
 from agentflow.options import AgentflowOptions
 from agentflow.policies import DecisionPolicy, RetrievalAnswerPolicy
 from agentflow.preprocess import InvalidEvent, Preprocess, PreprocessConfig, parse_event
@@ -22,7 +23,7 @@ from agentflow.upsert import UpsertConfig, VectorUpsert
 __version__ = "0.1.0"
 
 __all__ = [
-    "AgentEvent", "AgentGraph", "AgentflowOptions", "DeadLetter", "DeadLetterError", "Decide",
+    "AgentEvent", "AgentGraph", "CachingEmbeddingHandler", "AgentflowOptions", "DeadLetter", "DeadLetterError", "Decide",
     "Decision", "DecisionPolicy", "Document", "Embed", "EmbeddingModelHandler", "GraphConfig", "Hit",
     "IngestKnowledge", "InvalidEvent", "LocalStoreConfig", "LocalVectorStore", "Preprocess",
     "PreprocessConfig", "QueryFilter", "Retrieval", "RetrievalAnswerPolicy", "Retrieve",

@@ -28,7 +28,7 @@ class AgentflowOptions(PipelineOptions):
     parser.add_argument("--embedding_cache_size", type=int, default=100000,
                         help="Entries in the per-worker LRU embedding cache.")
     parser.add_argument("--top_k", type=int, default=5, help="Contexts retrieved per event.")
-    parser.add_argument("--answer_threshold", type=float, default=0.6,
+    parser.add_argument("--answer_threshold", type=float, default=0.45,
                         help="Cosine similarity needed to reply with a known answer.")
     parser.add_argument("--embed_batch_size", type=int, default=64,
                         help="Largest RunInference batch.")

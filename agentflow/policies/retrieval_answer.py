@@ -18,7 +18,7 @@ class RetrievalAnswerPolicy(DecisionPolicy):
   is how far the best hit fell short of a match (1 - similarity). Hits without an
   answer (e.g. earlier events) never produce a reply.
   """
-  threshold: float = 0.6
+  threshold: float = 0.45
   answer_field: str = "answer"
   max_cited: int = 3
   name: str = "retrieval_answer"
