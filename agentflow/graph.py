@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import apache_beam as beam
 
 from agentflow.decide import Decide
 from agentflow.embed import Embed
+from agentflow.memory import MemoryConfig, SessionMemory
 from agentflow.models.base import EmbeddingModelHandler
 from agentflow.policies.base import DecisionPolicy
 from agentflow.preprocess import Preprocess, PreprocessConfig
@@ -18,10 +20,11 @@ from agentflow.upsert import UpsertConfig, VectorUpsert
 
 @dataclass(frozen=True)
 class GraphConfig:
-  """Per-stage configuration for `AgentGraph`."""
+  """Per-stage configuration for `AgentGraph`; `memory=None` leaves session memory out."""
   preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
   upsert: UpsertConfig = field(default_factory=UpsertConfig)
   retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
+  memory: Optional[MemoryConfig] = field(default_factory=MemoryConfig)
 
 
 class AgentGraph(Stage):
@@ -44,6 +47,8 @@ class AgentGraph(Stage):
         self.handler, self.model_metadata_pcoll, self.store.dimension).with_dead_letters()
     written, dl3 = embedded | "VectorUpsert" >> VectorUpsert(self.store, c.upsert).with_dead_letters()
     retrieved, dl4 = written | "Retrieve" >> Retrieve(self.store, c.retrieve).with_dead_letters()
+    if c.memory is not None:
+      retrieved = retrieved | "SessionMemory" >> SessionMemory(c.memory)
     decisions, dl5 = retrieved | "Decide" >> Decide(self.policy).with_dead_letters()
     dead = (dl1, dl2, dl3, dl4, dl5) | "AllDeadLetters" >> beam.Flatten()
     return {MAIN: decisions, DEAD_LETTER: dead}
