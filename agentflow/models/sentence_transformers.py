@@ -58,6 +58,17 @@ class SentenceTransformerHandler(EmbeddingModelHandler):
   def model_id(self) -> str:
     return self._name
 
+  def update_model_path(self, model_path: Optional[str] = None):
+    """Switch to another local model directory (RunInference model updates); same dimension required."""
+    if not model_path:
+      return
+    path = os.path.abspath(model_path)
+    dimension = _read_dimension(path)
+    if dimension != self._dimension:
+      raise ValueError(f"model update to {path} changes the dimension from {self._dimension} to "
+                       f"{dimension}; the store schema cannot follow")
+    self._path, self._name = path, os.path.basename(path.rstrip("/"))
+
   def load_model(self):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
