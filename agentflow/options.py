@@ -22,7 +22,7 @@ class AgentflowOptions(PipelineOptions):
     parser.add_argument("--store", default=DEFAULT_STORE,
                         help="Vector store URI: local:DIR (embedded, default) or vespa:URL.")
     parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help="Embedding model: sentence-transformers[:LOCAL_DIR].")
+                        help="Embedding model: sentence-transformers[:LOCAL_DIR] or tfhub:SAVED_MODEL_DIR.")
     parser.add_argument("--embedding_cache", default="lru",
                         help="Embedding cache: lru (per worker), redis://HOST:PORT[/DB] (shared) or none.")
     parser.add_argument("--embedding_cache_size", type=int, default=100000,

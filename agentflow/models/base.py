@@ -41,9 +41,12 @@ class EmbeddingModelHandler(ModelHandler[str, PredictionResult, object], abc.ABC
 
 
 def model_from_spec(spec: str, **kwargs) -> EmbeddingModelHandler:
-  """`sentence-transformers[:PATH]` (default: the packaged all-MiniLM-L6-v2)."""
+  """`sentence-transformers[:PATH]` (default: the packaged all-MiniLM-L6-v2) or `tfhub:PATH`."""
   kind, _, path = spec.partition(":")
   if kind in ("sentence-transformers", "st", ""):
     from agentflow.models.sentence_transformers import SentenceTransformerHandler
     return SentenceTransformerHandler(path or None, **kwargs)
-  raise ValueError(f"unknown model spec {spec!r}; expected 'sentence-transformers[:PATH]'")
+  if kind == "tfhub" and path:
+    from agentflow.models.tfhub import TFHubTextEmbeddingHandler
+    return TFHubTextEmbeddingHandler(path, **kwargs)
+  raise ValueError(f"unknown model spec {spec!r}; expected 'sentence-transformers[:PATH]' or 'tfhub:PATH'")
