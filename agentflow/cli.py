@@ -16,7 +16,7 @@ from typing import List, Optional
 def _run(argv: List[str]) -> int:
   from pipelines.agent_pipeline import run
   summary = run(argv)
-  return 0 if summary.accounted else 3
+  return 0 if summary is None or summary.accounted else 3
 
 
 def _ingest(argv: List[str]) -> int:

@@ -60,7 +60,7 @@ def build(p: beam.Pipeline, opts: AgentflowOptions, source=None) -> Tuple[beam.P
   if source is None:
     if not opts.input:
       raise ValueError("--input is required (a file pattern of JSON-lines events)")
-    source = beam.io.ReadFromText(opts.input)
+    source = beam.io.ReadFromText(opts.input, validate="://" not in opts.input)
   raw = p | "Read" >> source
   decisions, dead = raw | "Agent" >> AgentGraph(handler, store, policy, config).with_dead_letters()
   _write_jsonl(decisions, opts.output, "Decisions")
@@ -84,8 +84,11 @@ def ingest_knowledge(options: PipelineOptions) -> RunSummary:
                                 elapsed_s=time.monotonic() - start)
 
 
-def run(argv: Optional[List[str]] = None, out=sys.stdout) -> RunSummary:
-  """Run the job the flags describe and print its summary; returns it."""
+def run(argv: Optional[List[str]] = None, out=sys.stdout) -> Optional[RunSummary]:
+  """Run the job the flags describe and print its summary; returns it.
+
+  Returns None when the runner reports no metrics (e.g. a Dataflow `--dry_run`).
+  """
   options = PipelineOptions(argv)
   options.view_as(SetupOptions).save_main_session = False
   opts = options.view_as(AgentflowOptions)
@@ -97,7 +100,12 @@ def run(argv: Optional[List[str]] = None, out=sys.stdout) -> RunSummary:
   build(p, opts)
   result = p.run()
   result.wait_until_finish()
-  summary = RunSummary.from_result(result, elapsed_s=time.monotonic() - start)
+  try:
+    summary = RunSummary.from_result(result, elapsed_s=time.monotonic() - start)
+  except NotImplementedError:
+    print(f"job finished in state {result.state}; this runner reports no metrics, so no summary",
+          file=out)
+    return None
   print(summary.format(), file=out)
   if opts.summary_output:
     with open(opts.summary_output, "w") as f:

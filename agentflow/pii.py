@@ -1,0 +1,246 @@
+"""PII redaction: emails, phone numbers, card numbers, IBANs, IP addresses, US SSNs and
+credentials become `[KIND]` placeholders before text is embedded, stored or logged.
+
+Each kind is a linear-time candidate regex plus a validator (Luhn, ISO 13616 mod-97,
+`ipaddress`, numbering-plan shapes), so look-alikes such as dates, times, prices,
+versions and order numbers are left alone. Kinds run in a fixed order, most specific
+first, so a card number or IBAN is never half-taken as a phone number.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple
+
+KINDS = ("SECRET", "EMAIL", "IBAN", "CARD", "SSN", "IPV6", "IPV4", "PHONE")
+DEFAULT_KINDS = KINDS
+_MAX_PASSES = 3
+
+
+@dataclass(frozen=True)
+class RedactionConfig:
+  """Which kinds to redact and how placeholders look.
+
+  Kinds are applied in the fixed order of `KINDS` whatever the order given here.
+  `placeholder_format` is formatted with `kind=`; the default gives `[EMAIL]`.
+  """
+  kinds: Tuple[str, ...] = DEFAULT_KINDS
+  placeholder_format: str = "[{kind}]"
+
+  def __post_init__(self):
+    kinds = (self.kinds,) if isinstance(self.kinds, str) else self.kinds
+    kinds = tuple(str(k).upper() for k in kinds)
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+      raise ValueError(f"unknown PII kind(s) {unknown}; known: {list(KINDS)}")
+    object.__setattr__(self, "kinds", kinds)
+    for kind in kinds:
+      self.placeholder_format.format(kind=kind)
+
+
+def redact(text: str, config: RedactionConfig = RedactionConfig()) -> Tuple[str, Dict[str, int]]:
+  """Replace every PII match in `text` with its placeholder; returns (text, counts per kind).
+
+  Passes repeat until nothing changes, so a fragment left next to a fresh placeholder
+  is looked at again; a candidate that contains a placeholder is never taken, so
+  redacting the result a second time changes nothing.
+  """
+  counts: Dict[str, int] = {}
+  if not text:
+    return text, counts
+  enabled = [(kind, _RULES[kind], config.placeholder_format.format(kind=kind))
+             for kind in KINDS if kind in config.kinds]
+  placeholders = [p for _, _, p in enabled if p]
+  for _ in range(_MAX_PASSES):
+    found = 0
+    for kind, (pattern, replace), placeholder in enabled:
+      hits = [0]
+
+      def sub(m: re.Match, replace=replace, placeholder=placeholder, hits=hits) -> str:
+        if any(p in m.group() for p in placeholders):
+          return m.group()
+        out = replace(m, placeholder)
+        if out is None:
+          return m.group()
+        hits[0] += 1
+        return out
+
+      text = pattern.sub(sub, text)
+      if hits[0]:
+        counts[kind] = counts.get(kind, 0) + hits[0]
+        found += hits[0]
+    if not found:
+      break
+  return text, counts
+
+
+def luhn_valid(digits: str) -> bool:
+  """The Luhn (mod 10) check used by payment card numbers."""
+  total = 0
+  for i, ch in enumerate(reversed(digits)):
+    d = int(ch)
+    if i % 2:
+      d = d * 2 - 9 if d > 4 else d * 2
+    total += d
+  return total % 10 == 0
+
+
+def iban_valid(iban: str) -> bool:
+  """ISO 13616: known country length (15-34 otherwise) and mod-97 remainder 1."""
+  code = re.sub(r"\s+", "", iban).upper()
+  if not re.fullmatch(r"[A-Z]{2}[0-9]{2}[A-Z0-9]+", code):
+    return False
+  expected = IBAN_LENGTHS.get(code[:2])
+  if expected and len(code) != expected or not 15 <= len(code) <= 34:
+    return False
+  return int("".join(str(int(c, 36)) for c in code[4:] + code[:4])) % 97 == 1
+
+
+# ISO 13616 registry lengths. Countries not listed are accepted at 15-34 characters.
+IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28,
+    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
+    "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
+    "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
+    "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18,
+    "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
+    "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24,
+    "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}
+
+_Replace = Callable[[re.Match, str], Optional[str]]
+
+_SECRET = re.compile(r"""
+    (?P<key>\b(?i:(?:api|access|secret|private|client)[_-]?(?:key|secret)|apikey
+                 |(?:access|auth|refresh|bearer|session)[_-]?token|token|secret|passw(?:or)?d|pwd)
+        ["']?[ \t]{0,3}[:=][ \t]{0,3}["']?)
+    (?P<value>[^\s"',;]{6,})
+  | (?P<bearer>\b(?i:bearer)[ \t]+)(?P<token>[A-Za-z0-9._~+/-]{16,}=*)
+  | \b(?:[sprk]k_(?:live|test)_[A-Za-z0-9]{16,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{36,}
+       |github_pat_\w{22,}|AKIA[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}
+       |eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,})
+""", re.X)
+
+
+def _secret(m: re.Match, placeholder: str) -> Optional[str]:
+  if m.group("key"):
+    return m.group("key") + placeholder
+  if m.group("bearer"):
+    return m.group("bearer") + placeholder
+  return placeholder
+
+
+_ATEXT = r"\w.!#$%&'*+/=?^`{|}~-"
+_EMAIL = re.compile(rf"(?<![{_ATEXT}])[{_ATEXT}]{{1,64}}@(?:[^\W_][\w-]{{0,62}}\.){{1,126}}[^\W\d_][\w-]{{0,62}}")
+
+
+_IBAN = re.compile(r"(?<![^\W_])[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{1,4}){3,8}")
+
+
+def _iban(m: re.Match, placeholder: str) -> Optional[str]:
+  s, text = m.group(), m.string
+  ends = [i + 1 for i, c in enumerate(s) if c != " "]
+  expected = IBAN_LENGTHS.get(s[:2].upper())
+  for length in [expected] if expected else range(min(34, len(ends)), 14, -1):
+    if length > len(ends):
+      continue
+    end = ends[length - 1]
+    after = text[m.start() + end:m.start() + end + 1]
+    if after.isalnum() or after == "_":
+      continue
+    if iban_valid(s[:end]):
+      return placeholder + s[end:]
+  return None
+
+
+_CARD = re.compile(r"""
+    (?<!\w)(?<!\d[.,-])
+    (?: \d{4}(?P<sep>[ -]?)\d{4}(?P=sep)\d{4}(?P=sep)\d{1,4}(?:(?P=sep)\d{1,3})?
+      | \d{4}(?P<sep2>[ -])\d{6}(?P=sep2)\d{4,5} )
+    (?!\w)(?![.,-]\d)
+""", re.X)
+
+
+def _card(m: re.Match, placeholder: str) -> Optional[str]:
+  s = m.group()
+  cuts = [len(s)] + [i for i in range(len(s) - 1, 0, -1) if not s[i].isdigit()]
+  for cut in cuts:
+    digits = "".join(c for c in s[:cut] if c.isdigit())
+    if len(digits) < 13:
+      break
+    if len(digits) <= 19 and luhn_valid(digits):
+      return placeholder + s[cut:]
+  return None
+
+
+_SSN = re.compile(r"(?<!\w)(?<!\d[.,-])(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?!\w)(?![.,-]\d)")
+
+
+def _always(m: re.Match, placeholder: str) -> Optional[str]:
+  return placeholder
+
+
+_IPV6 = re.compile(r"""
+    (?<![\w:.])(?=[0-9A-Fa-f.]{0,39}:[0-9A-Fa-f.]{0,39}:)
+    [0-9A-Fa-f:]{2,39}(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?:%[0-9A-Za-z]{1,16})?
+    (?![\w:])(?!\.\d)
+""", re.X)
+
+
+def _ipv6(m: re.Match, placeholder: str) -> Optional[str]:
+  """Valid per `ipaddress`; a compressed form also needs two groups, one of at least
+  three hex digits, so ratios and scopes such as `12::34` or `a::b` stay."""
+  s = m.group()
+  try:
+    ipaddress.IPv6Address(s)
+  except ValueError:
+    return None
+  address = s.split("%")[0]
+  groups = [g for g in address.split(":") if g]
+  if "::" in address and (len(groups) < 2 or max(len(g) for g in groups) < 3):
+    return None
+  return placeholder
+
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\w)(?!\.[0-9])")
+
+_PHONE = re.compile(r"""
+    (?<![\w+])(?<!\d[.\-/])
+    (?: (?P<intl>(?:\+|(?<!\d\s)00(?=[1-9]))[1-9]\d{0,2}(?:[ .-]?\(0\))?(?:[ .\-/]?\(?\d{1,6}\)?){1,6}+)
+      | (?P<us>(?:1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4})
+      | (?P<national>(?<!\d\s)\(?0[1-9]\d{0,3}\)?(?P<sep>[ /.-])\d{2,8}(?:(?P=sep)\d{2,8}){0,3}+) )
+    (?!\d)(?![.\-/]\d)
+""", re.X)
+
+
+def _phone(m: re.Match, placeholder: str) -> Optional[str]:
+  """US shapes are exact; international (7-15 digits) and national trunk-prefixed (9-12)
+  numbers may have swallowed a following number, so the longest valid prefix wins."""
+  if m.group("us"):
+    return placeholder
+  s = m.group()
+  low, high = (7, 15) if m.group("intl") else (9, 12)
+  prefix = 2 if s.startswith("00") else 0
+  cuts = [len(s)] + [i for i in range(len(s) - 1, 0, -1) if s[i] in " .-/" and s[i - 1] not in " .-/("]
+  for cut in cuts:
+    digits = sum(c.isdigit() for c in s[:cut]) - prefix
+    if digits < low:
+      break
+    if digits <= high:
+      return placeholder + s[cut:]
+  return None
+
+
+_RULES: Dict[str, Tuple[re.Pattern, _Replace]] = {
+    "SECRET": (_SECRET, _secret),
+    "EMAIL": (_EMAIL, _always),
+    "IBAN": (_IBAN, _iban),
+    "CARD": (_CARD, _card),
+    "SSN": (_SSN, _always),
+    "IPV6": (_IPV6, _ipv6),
+    "IPV4": (_IPV4, _always),
+    "PHONE": (_PHONE, _phone),
+}
