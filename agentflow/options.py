@@ -12,7 +12,17 @@ class AgentflowOptions(PipelineOptions):
 
   @classmethod
   def _add_argparse_args(cls, parser):
-    parser.add_argument("--input", help="Input file pattern of JSON-lines events.")
+    parser.add_argument("--input", default="", help="Input file pattern of JSON-lines events.")
+    parser.add_argument("--input_subscription", default="",
+                        help="Pub/Sub subscription to read events from (projects/P/subscriptions/S).")
+    parser.add_argument("--input_topic", default="",
+                        help="Pub/Sub topic to read events from (a temporary subscription is made).")
+    parser.add_argument("--pubsub_id_attribute", default="",
+                        help="Pub/Sub attribute holding a unique message id, used by Dataflow to dedupe.")
+    parser.add_argument("--output_topic", default="",
+                        help="Pub/Sub topic for decisions (instead of --output).")
+    parser.add_argument("--dead_letter_topic", default="",
+                        help="Pub/Sub topic for dead letters (instead of --dead_letter_output).")
     parser.add_argument("--output", default="decisions.jsonl",
                         help="Where decisions are written (JSON lines).")
     parser.add_argument("--dead_letter_output", default="dead_letters.jsonl",

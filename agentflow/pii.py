@@ -4,23 +4,27 @@ credentials become `[KIND]` placeholders before text is embedded, stored or logg
 Each kind is a linear-time candidate regex plus a validator (Luhn, ISO 13616 mod-97,
 `ipaddress`, numbering-plan shapes), so look-alikes such as dates, times, prices,
 versions and order numbers are left alone. Kinds run in a fixed order, most specific
-first, so a card number or IBAN is never half-taken as a phone number.
+first, so a card number or IBAN is never half-taken as a phone number. Boundaries
+treat `]` like a word character, so a placeholder bounds its neighbours as the token it
+replaced did and redacting twice changes nothing.
 """
 from __future__ import annotations
 
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 KINDS = ("SECRET", "EMAIL", "IBAN", "CARD", "SSN", "IPV6", "IPV4", "PHONE")
 DEFAULT_KINDS = KINDS
 _MAX_PASSES = 3
 
+Span = Tuple[int, int]
+
 
 @dataclass(frozen=True)
 class RedactionConfig:
-  """Which kinds to redact and how placeholders look.
+  """Which kinds to redact and what replaces them.
 
   Kinds are applied in the fixed order of `KINDS` whatever the order given here.
   `placeholder_format` is formatted with `kind=`; the default gives `[EMAIL]`.
@@ -30,7 +34,7 @@ class RedactionConfig:
 
   def __post_init__(self):
     kinds = (self.kinds,) if isinstance(self.kinds, str) else self.kinds
-    kinds = tuple(str(k).upper() for k in kinds)
+    kinds = tuple(dict.fromkeys(str(k).strip().upper() for k in kinds))
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
       raise ValueError(f"unknown PII kind(s) {unknown}; known: {list(KINDS)}")
@@ -38,45 +42,58 @@ class RedactionConfig:
     for kind in kinds:
       self.placeholder_format.format(kind=kind)
 
+  def placeholder(self, kind: str) -> str:
+    return self.placeholder_format.format(kind=kind)
+
 
 def redact(text: str, config: RedactionConfig = RedactionConfig()) -> Tuple[str, Dict[str, int]]:
   """Replace every PII match in `text` with its placeholder; returns (text, counts per kind).
 
-  Passes repeat until nothing changes, so a fragment left next to a fresh placeholder
-  is looked at again; a candidate that contains a placeholder is never taken, so
-  redacting the result a second time changes nothing.
+  A candidate that already contains a placeholder is never taken, and passes repeat
+  (at most three) until one finds nothing, so the result is stable under redaction.
   """
   counts: Dict[str, int] = {}
   if not text:
     return text, counts
-  enabled = [(kind, _RULES[kind], config.placeholder_format.format(kind=kind))
-             for kind in KINDS if kind in config.kinds]
-  placeholders = [p for _, _, p in enabled if p]
+  rules = [(kind, _RULES[kind], config.placeholder(kind)) for kind in KINDS if kind in config.kinds]
+  placeholders = [p for _, _, p in rules if p]
   for _ in range(_MAX_PASSES):
     found = 0
-    for kind, (pattern, replace), placeholder in enabled:
-      hits = [0]
-
-      def sub(m: re.Match, replace=replace, placeholder=placeholder, hits=hits) -> str:
-        if any(p in m.group() for p in placeholders):
-          return m.group()
-        out = replace(m, placeholder)
-        if out is None:
-          return m.group()
-        hits[0] += 1
-        return out
-
-      text = pattern.sub(sub, text)
-      if hits[0]:
-        counts[kind] = counts.get(kind, 0) + hits[0]
-        found += hits[0]
+    for kind, (pattern, validate), placeholder in rules:
+      text, hits = _substitute(text, pattern, validate, placeholder, placeholders)
+      if hits:
+        counts[kind] = counts.get(kind, 0) + hits
+        found += hits
     if not found:
       break
   return text, counts
 
 
+def _substitute(text: str, pattern: re.Pattern, validate: "_Validate", placeholder: str,
+                placeholders: Sequence[str]) -> Tuple[str, int]:
+  """Like `pattern.sub`, but the validator picks the span to replace (or none), and the
+  scan resumes right after that span, so text a candidate over-reached into is seen again."""
+  pieces: List[str] = []
+  last = pos = hits = 0
+  while True:
+    m = pattern.search(text, pos)
+    if m is None:
+      break
+    span = None if any(p in m.group() for p in placeholders) else validate(m)
+    if span is None:
+      pos = max(m.end(), m.start() + 1)
+      continue
+    pieces += [text[last:span[0]], placeholder]
+    last = pos = span[1]
+    hits += 1
+  if not hits:
+    return text, 0
+  pieces.append(text[last:])
+  return "".join(pieces), hits
+
+
 def luhn_valid(digits: str) -> bool:
-  """The Luhn (mod 10) check used by payment card numbers."""
+  """The Luhn (mod 10) check digit test used by payment card numbers."""
   total = 0
   for i, ch in enumerate(reversed(digits)):
     d = int(ch)
@@ -87,7 +104,7 @@ def luhn_valid(digits: str) -> bool:
 
 
 def iban_valid(iban: str) -> bool:
-  """ISO 13616: known country length (15-34 otherwise) and mod-97 remainder 1."""
+  """ISO 13616: the country's registered length (15-34 if unlisted) and mod-97 == 1."""
   code = re.sub(r"\s+", "", iban).upper()
   if not re.fullmatch(r"[A-Z]{2}[0-9]{2}[A-Z0-9]+", code):
     return False
@@ -97,7 +114,6 @@ def iban_valid(iban: str) -> bool:
   return int("".join(str(int(c, 36)) for c in code[4:] + code[:4])) % 97 == 1
 
 
-# ISO 13616 registry lengths. Countries not listed are accepted at 15-34 characters.
 IBAN_LENGTHS = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
     "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28,
@@ -110,137 +126,144 @@ IBAN_LENGTHS = {
     "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
 }
 
-_Replace = Callable[[re.Match, str], Optional[str]]
+_Validate = Callable[[re.Match], Optional[Span]]
+
+
+def _whole(m: re.Match) -> Optional[Span]:
+  return m.span()
+
+
+def _longest_prefix(m: re.Match, separators: str, ok: Callable[[str], Optional[bool]]) -> Optional[Span]:
+  """The longest prefix of the match, cut at a separator, that `ok` accepts; `ok`
+  returns None to stop trying shorter ones."""
+  s = m.group()
+  cuts = [len(s)] + [i for i in range(len(s) - 1, 0, -1) if s[i] in separators and s[i - 1] not in separators]
+  for cut in cuts:
+    verdict = ok(s[:cut])
+    if verdict is None:
+      break
+    if verdict:
+      return m.start(), m.start() + cut
+  return None
+
 
 _SECRET = re.compile(r"""
-    (?P<key>\b(?i:(?:api|access|secret|private|client)[_-]?(?:key|secret)|apikey
-                 |(?:access|auth|refresh|bearer|session)[_-]?token|token|secret|passw(?:or)?d|pwd)
-        ["']?[ \t]{0,3}[:=][ \t]{0,3}["']?)
-    (?P<value>[^\s"',;]{6,})
-  | (?P<bearer>\b(?i:bearer)[ \t]+)(?P<token>[A-Za-z0-9._~+/-]{16,}=*)
-  | \b(?:[sprk]k_(?:live|test)_[A-Za-z0-9]{16,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{36,}
-       |github_pat_\w{22,}|AKIA[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}
-       |eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,})
+    (?<![\w\]])(?i:(?:api|access|secret|private|client)[_-]?(?:key|secret)|apikey
+                  |(?:access|auth|refresh|bearer|session)[_-]?token|token|secret|passw(?:or)?d|pwd)
+        ["']?[ \t]{0,3}[:=][ \t]{0,3}["']?(?P<value>[^\s"',;]{6,})
+  | (?<![\w\]])(?i:bearer)[ \t]+(?P<token>[A-Za-z0-9._~+/-]{16,}=*)
+  | (?<![\w\]])(?:[sprk]k_(?:live|test)_[A-Za-z0-9]{16,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{36,}
+                 |github_pat_\w{22,}|AKIA[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}
+                 |eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,})
 """, re.X)
 
 
-def _secret(m: re.Match, placeholder: str) -> Optional[str]:
-  if m.group("key"):
-    return m.group("key") + placeholder
-  if m.group("bearer"):
-    return m.group("bearer") + placeholder
-  return placeholder
+def _secret(m: re.Match) -> Optional[Span]:
+  """Only the value is replaced; the key name stays so the text still reads."""
+  for group in ("value", "token"):
+    if m.group(group):
+      return m.span(group)
+  return m.span()
 
 
-_ATEXT = r"\w.!#$%&'*+/=?^`{|}~-"
-_EMAIL = re.compile(rf"(?<![{_ATEXT}])[{_ATEXT}]{{1,64}}@(?:[^\W_][\w-]{{0,62}}\.){{1,126}}[^\W\d_][\w-]{{0,62}}")
+_ATEXT = r"\w.!#$%&'*+/=?^`{|}~\-"
+_EMAIL = re.compile(rf"(?<![{_ATEXT}\]])[{_ATEXT}]{{1,64}}@(?:[^\W_][\w-]{{0,62}}\.){{1,126}}[^\W\d_][\w-]{{0,62}}")
+
+_IBAN = re.compile(r"(?<![^\W_])(?<!\])[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{1,4}){3,8}")
 
 
-_IBAN = re.compile(r"(?<![^\W_])[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{1,4}){3,8}")
-
-
-def _iban(m: re.Match, placeholder: str) -> Optional[str]:
+def _iban(m: re.Match) -> Optional[Span]:
+  """Cut where the country's length ends; the cut must fall between tokens."""
   s, text = m.group(), m.string
   ends = [i + 1 for i, c in enumerate(s) if c != " "]
   expected = IBAN_LENGTHS.get(s[:2].upper())
   for length in [expected] if expected else range(min(34, len(ends)), 14, -1):
     if length > len(ends):
       continue
-    end = ends[length - 1]
-    after = text[m.start() + end:m.start() + end + 1]
-    if after.isalnum() or after == "_":
+    end = m.start() + ends[length - 1]
+    if end < len(text) and (text[end].isalnum() or text[end] == "_"):
       continue
-    if iban_valid(s[:end]):
-      return placeholder + s[end:]
+    if iban_valid(text[m.start():end]):
+      return m.start(), end
   return None
 
 
 _CARD = re.compile(r"""
-    (?<!\w)(?<!\d[.,-])
+    (?<![\w\]])(?<![\d\]][.,-])
     (?: \d{4}(?P<sep>[ -]?)\d{4}(?P=sep)\d{4}(?P=sep)\d{1,4}(?:(?P=sep)\d{1,3})?
       | \d{4}(?P<sep2>[ -])\d{6}(?P=sep2)\d{4,5} )
     (?!\w)(?![.,-]\d)
 """, re.X)
 
 
-def _card(m: re.Match, placeholder: str) -> Optional[str]:
-  s = m.group()
-  cuts = [len(s)] + [i for i in range(len(s) - 1, 0, -1) if not s[i].isdigit()]
-  for cut in cuts:
-    digits = "".join(c for c in s[:cut] if c.isdigit())
-    if len(digits) < 13:
-      break
-    if len(digits) <= 19 and luhn_valid(digits):
-      return placeholder + s[cut:]
-  return None
+def _card_ok(candidate: str) -> Optional[bool]:
+  digits = "".join(c for c in candidate if c.isdigit())
+  return None if len(digits) < 13 else luhn_valid(digits)
 
 
-_SSN = re.compile(r"(?<!\w)(?<!\d[.,-])(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?!\w)(?![.,-]\d)")
+def _card(m: re.Match) -> Optional[Span]:
+  """13-19 digits passing Luhn; a trailing group (an expiry month, say) may be dropped."""
+  return _longest_prefix(m, " -", _card_ok)
 
 
-def _always(m: re.Match, placeholder: str) -> Optional[str]:
-  return placeholder
-
+_SSN = re.compile(r"(?<![\w\]])(?<![\d\]][.,-])(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?!\w)(?![.,-]\d)")
 
 _IPV6 = re.compile(r"""
-    (?<![\w:.])(?=[0-9A-Fa-f.]{0,39}:[0-9A-Fa-f.]{0,39}:)
+    (?<![\w:.\]])(?=[0-9A-Fa-f.]{0,39}:[0-9A-Fa-f.]{0,39}:)
     [0-9A-Fa-f:]{2,39}(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?:%[0-9A-Za-z]{1,16})?
     (?![\w:])(?!\.\d)
 """, re.X)
 
 
-def _ipv6(m: re.Match, placeholder: str) -> Optional[str]:
+def _ipv6(m: re.Match) -> Optional[Span]:
   """Valid per `ipaddress`; a compressed form also needs two groups, one of at least
   three hex digits, so ratios and scopes such as `12::34` or `a::b` stay."""
-  s = m.group()
+  address = m.group().split("%")[0]
   try:
-    ipaddress.IPv6Address(s)
+    ipaddress.IPv6Address(address)
   except ValueError:
     return None
-  address = s.split("%")[0]
   groups = [g for g in address.split(":") if g]
   if "::" in address and (len(groups) < 2 or max(len(g) for g in groups) < 3):
     return None
-  return placeholder
+  return m.span()
 
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\w)(?!\.[0-9])")
+_IPV4 = re.compile(rf"(?<![\w.\]]){_OCTET}(?:\.{_OCTET}){{3}}(?!\w)(?!\.[0-9])")
 
 _PHONE = re.compile(r"""
-    (?<![\w+])(?<!\d[.\-/])
-    (?: (?P<intl>(?:\+|(?<!\d\s)00(?=[1-9]))[1-9]\d{0,2}(?:[ .-]?\(0\))?(?:[ .\-/]?\(?\d{1,6}\)?){1,6}+)
+    (?<![\w+\]])(?<![\d\]][.\-/])
+    (?: (?P<intl>(?:\+|(?<![\d\]]\s)00(?=[1-9]))[1-9]\d{0,2}(?:[ .-]?\(0\))?(?:[ .\-/]?\(?\d{1,6}\)?){1,6}+)
       | (?P<us>(?:1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4})
-      | (?P<national>(?<!\d\s)\(?0[1-9]\d{0,3}\)?(?P<sep>[ /.-])\d{2,8}(?:(?P=sep)\d{2,8}){0,3}+) )
+      | (?P<national>(?<![\d\]]\s)\(?0[1-9]\d{0,3}\)?(?P<sep>[ /.-])\d{2,8}(?:(?P=sep)\d{2,8}){0,3}+) )
     (?!\d)(?![.\-/]\d)
 """, re.X)
 
 
-def _phone(m: re.Match, placeholder: str) -> Optional[str]:
-  """US shapes are exact; international (7-15 digits) and national trunk-prefixed (9-12)
-  numbers may have swallowed a following number, so the longest valid prefix wins."""
+def _phone(m: re.Match) -> Optional[Span]:
+  """US shapes are exact. International (+ or 00, 7-15 digits) and trunk-prefixed
+  national numbers (0..., 9-12 digits, one separator kind) may have run into a following
+  number, so the longest prefix with a valid digit count wins."""
   if m.group("us"):
-    return placeholder
-  s = m.group()
+    return m.span()
   low, high = (7, 15) if m.group("intl") else (9, 12)
-  prefix = 2 if s.startswith("00") else 0
-  cuts = [len(s)] + [i for i in range(len(s) - 1, 0, -1) if s[i] in " .-/" and s[i - 1] not in " .-/("]
-  for cut in cuts:
-    digits = sum(c.isdigit() for c in s[:cut]) - prefix
-    if digits < low:
-      break
-    if digits <= high:
-      return placeholder + s[cut:]
-  return None
+  prefix = 2 if m.group().startswith("00") else 0
+
+  def ok(candidate: str) -> Optional[bool]:
+    digits = sum(c.isdigit() for c in candidate) - prefix
+    return None if digits < low else digits <= high
+
+  return _longest_prefix(m, " .-/", ok)
 
 
-_RULES: Dict[str, Tuple[re.Pattern, _Replace]] = {
+_RULES: Dict[str, Tuple[re.Pattern, _Validate]] = {
     "SECRET": (_SECRET, _secret),
-    "EMAIL": (_EMAIL, _always),
+    "EMAIL": (_EMAIL, _whole),
     "IBAN": (_IBAN, _iban),
     "CARD": (_CARD, _card),
-    "SSN": (_SSN, _always),
+    "SSN": (_SSN, _whole),
     "IPV6": (_IPV6, _ipv6),
-    "IPV4": (_IPV4, _always),
+    "IPV4": (_IPV4, _whole),
     "PHONE": (_PHONE, _phone),
 }

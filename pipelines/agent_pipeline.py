@@ -19,6 +19,7 @@ if __package__ in (None, ""):
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from agentflow.graph import AgentGraph, GraphConfig  # noqa: E402
+from agentflow.io import ReadEvents, WriteRecords  # noqa: E402
 from agentflow.knowledge import IngestKnowledge  # noqa: E402
 from agentflow.models.base import model_from_spec  # noqa: E402
 from agentflow.models.cache import CachingEmbeddingHandler, cache_from_spec  # noqa: E402
@@ -30,15 +31,6 @@ from agentflow.retrieve import RetrieveConfig  # noqa: E402
 from agentflow.stores import store_from_uri  # noqa: E402
 from agentflow.summary import RunSummary  # noqa: E402
 from agentflow.upsert import UpsertConfig  # noqa: E402
-
-
-def _to_json(record) -> str:
-  return record.to_json()
-
-
-def _write_jsonl(pcoll, path: str, label: str):
-  return (pcoll | f"{label}ToJson" >> beam.Map(_to_json)
-          | f"Write{label}" >> beam.io.WriteToText(path, shard_name_template=""))
 
 
 def components(opts: AgentflowOptions):
@@ -57,14 +49,10 @@ def build(p: beam.Pipeline, opts: AgentflowOptions, source=None) -> Tuple[beam.P
   config = GraphConfig(preprocess=PreprocessConfig(max_text_chars=opts.max_text_chars),
                        upsert=UpsertConfig(batch_size=opts.store_batch_size),
                        retrieve=RetrieveConfig(k=opts.top_k, batch_size=opts.store_batch_size))
-  if source is None:
-    if not opts.input:
-      raise ValueError("--input is required (a file pattern of JSON-lines events)")
-    source = beam.io.ReadFromText(opts.input, validate="://" not in opts.input)
-  raw = p | "Read" >> source
+  raw = p | "Read" >> (source or ReadEvents(opts))
   decisions, dead = raw | "Agent" >> AgentGraph(handler, store, policy, config).with_dead_letters()
-  _write_jsonl(decisions, opts.output, "Decisions")
-  _write_jsonl(dead, opts.dead_letter_output, "DeadLetters")
+  _ = decisions | "WriteDecisions" >> WriteRecords(opts.output, opts.output_topic)
+  _ = dead | "WriteDeadLetters" >> WriteRecords(opts.dead_letter_output, opts.dead_letter_topic)
   if opts.progress_interval > 0:
     _ = (decisions, dead) | "Outputs" >> beam.Flatten() | ShowProgress(opts.progress_interval)
   return decisions, dead
@@ -79,7 +67,7 @@ def ingest_knowledge(options: PipelineOptions) -> RunSummary:
     written, dead = (p | "ReadKnowledge" >> beam.io.ReadFromText(opts.knowledge)
                      | "Knowledge" >> IngestKnowledge(handler, store, UpsertConfig(
                          batch_size=opts.store_batch_size)).with_dead_letters())
-    _write_jsonl(dead, opts.dead_letter_output + ".knowledge", "KnowledgeDeadLetters")
+    _ = dead | "WriteKnowledgeDeadLetters" >> WriteRecords(opts.dead_letter_output + ".knowledge")
   return RunSummary.from_result(p.result, first_stage="knowledge", last_stage="upsert",
                                 elapsed_s=time.monotonic() - start)
 

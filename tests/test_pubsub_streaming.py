@@ -1,0 +1,89 @@
+"""Streaming end to end on the real Pub/Sub emulator: events in, decisions and dead letters out."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pubsub_emulator import PubSubEmulator, emulator_jar
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
+PROJECT = "agentflow-test"
+
+pytestmark = pytest.mark.skipif(emulator_jar() is None, reason="Pub/Sub emulator jar or java not installed")
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+  with PubSubEmulator(tmp_path_factory.mktemp("pubsub") / "emulator.log") as host:
+    os.environ["PUBSUB_EMULATOR_HOST"] = host
+    try:
+      yield host
+    finally:
+      del os.environ["PUBSUB_EMULATOR_HOST"]
+
+
+def _setup(names):
+  from google.cloud import pubsub_v1
+  pub, sub = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+  paths = {}
+  for name in names:
+    topic = pub.topic_path(PROJECT, name)
+    pub.create_topic(name=topic)
+    subscription = sub.subscription_path(PROJECT, f"{name}-sub")
+    sub.create_subscription(name=subscription, topic=topic)
+    paths[name] = (topic, subscription)
+  return pub, sub, paths
+
+
+def _pull_until(sub, subscription, want, deadline):
+  got = []
+  while len(got) < want and time.time() < deadline:
+    resp = sub.pull(subscription=subscription, max_messages=100, timeout=5)
+    if resp.received_messages:
+      sub.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in resp.received_messages])
+      got.extend(json.loads(m.message.data) for m in resp.received_messages)
+    else:
+      time.sleep(0.5)
+  return got
+
+
+def test_streaming_pubsub_decisions(emulator, tmp_path):
+  pub, sub, paths = _setup(["events-in", "decisions-out", "dead-out"])
+  store = f"local:{tmp_path}/store"
+  env = dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE="1")
+  ingest = subprocess.run([sys.executable, "-m", "agentflow.cli", "ingest", "--knowledge", KNOWLEDGE,
+                           "--store", store, "--dead_letter_output", str(tmp_path / "dl")],
+                          capture_output=True, text=True, timeout=300, env=env)
+  assert ingest.returncode == 0, ingest.stderr[-2000:]
+  job = subprocess.Popen(
+      [sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--runner", "DirectRunner",
+       "--input_subscription", paths["events-in"][1], "--output_topic", paths["decisions-out"][0],
+       "--dead_letter_topic", paths["dead-out"][0], "--store", store, "--progress_interval", "1"],
+      stdout=subprocess.PIPE, stderr=open(tmp_path / "job.log", "w"), env=env)
+  try:
+    events = [{"event_id": "p1", "session_id": "s1", "text": "How can I reset my password?",
+               "timestamp": "2026-03-02T09:00:00Z"},
+              {"event_id": "p2", "session_id": "s1", "text": "my email is jane@example.com, I want a refund for a bug",
+               "timestamp": "2026-03-02T09:01:00Z"},
+              {"event_id": "p3", "session_id": "s2", "text": "how do I cancel my subscription",
+               "timestamp": "2026-03-02T09:02:00Z"}]
+    for e in events:
+      pub.publish(paths["events-in"][0], json.dumps(e).encode()).result(30)
+    pub.publish(paths["events-in"][0], b"\xff not json").result(30)
+    deadline = time.time() + 240
+    decisions = _pull_until(sub, paths["decisions-out"][1], 3, deadline)
+    dead = _pull_until(sub, paths["dead-out"][1], 1, deadline)
+  finally:
+    job.terminate()
+    job.wait(30)
+  log = open(tmp_path / "job.log").read()
+  assert sorted(d["event_id"] for d in decisions) == ["p1", "p2", "p3"], log[-3000:]
+  assert [(d["stage"], d["reason"]) for d in dead] == [("preprocess", "invalid_utf8")]
+  by_id = {d["event_id"]: d for d in decisions}
+  assert by_id["p1"]["action"] == "reply" and by_id["p3"]["action"] == "reply"
+  assert all(len(d["trace_id"]) == 32 for d in decisions)
+  assert "jane@example.com" not in json.dumps(decisions)
