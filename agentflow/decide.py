@@ -31,7 +31,7 @@ class _DecideFn(beam.DoFn):
     except Exception as e:  # pylint: disable=broad-except
       yield self.counters.event_dead_letter("policy_error", f"{type(e).__name__}: {e}", retrieval.event)
       return
-    self.counters.latency_ms.update(int((time.perf_counter() - start) * 1000))
+    self.counters.latency_us.update(int((time.perf_counter() - start) * 1e6))
     counter = self.actions.get(decision.action)
     if counter is None:
       counter = self.actions[decision.action] = Metrics.counter(NAMESPACE, f"decision.{decision.action}")

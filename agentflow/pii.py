@@ -123,7 +123,8 @@ IBAN_LENGTHS = {
     "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18,
     "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
     "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24,
-    "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+    "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "BI": 27, "DJ": 27, "FK": 18, "HN": 28,
+    "LY": 25, "MN": 20, "NI": 28, "OM": 23, "RU": 33, "SD": 18, "SO": 23, "YE": 30,
 }
 
 _Validate = Callable[[re.Match], Optional[Span]]
@@ -173,10 +174,13 @@ _IBAN = re.compile(r"(?<![^\W_])(?<!\])[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{1,4})
 
 
 def _iban(m: re.Match) -> Optional[Span]:
-  """Cut where the country's length ends; the cut must fall between tokens."""
+  """Cut where the country's length ends; the cut must fall between tokens. Countries
+  missing from the table are tried at every length, but only with an upper-case code."""
   s, text = m.group(), m.string
   ends = [i + 1 for i, c in enumerate(s) if c != " "]
   expected = IBAN_LENGTHS.get(s[:2].upper())
+  if not expected and not s[:2].isupper():
+    return None
   for length in [expected] if expected else range(min(34, len(ends)), 14, -1):
     if length > len(ends):
       continue
@@ -186,6 +190,15 @@ def _iban(m: re.Match) -> Optional[Span]:
     if iban_valid(text[m.start():end]):
       return m.start(), end
   return None
+
+
+_IBAN_HEAD = re.compile(r"(?<![^\W_])[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4})* ?$")
+
+
+def _continues_iban(m: re.Match) -> bool:
+  """Digits right after an IBAN-shaped head belong to that (invalid) IBAN, not to a
+  card or phone number of their own."""
+  return _IBAN_HEAD.search(m.string, max(0, m.start() - 40), m.start()) is not None
 
 
 _CARD = re.compile(r"""
@@ -203,7 +216,7 @@ def _card_ok(candidate: str) -> Optional[bool]:
 
 def _card(m: re.Match) -> Optional[Span]:
   """13-19 digits passing Luhn; a trailing group (an expiry month, say) may be dropped."""
-  return _longest_prefix(m, " -", _card_ok)
+  return None if _continues_iban(m) else _longest_prefix(m, " -", _card_ok)
 
 
 _SSN = re.compile(r"(?<![\w\]])(?<![\d\]][.,-])(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?!\w)(?![.,-]\d)")
@@ -234,9 +247,9 @@ _IPV4 = re.compile(rf"(?<![\w.\]]){_OCTET}(?:\.{_OCTET}){{3}}(?!\w)(?!\.[0-9])")
 
 _PHONE = re.compile(r"""
     (?<![\w+\]])(?<![\d\]][.\-/])
-    (?: (?P<intl>(?:\+|(?<![\d\]]\s)00(?=[1-9]))[1-9]\d{0,2}(?:[ .-]?\(0\))?(?:[ .\-/]?\(?\d{1,6}\)?){1,6}+)
+    (?: (?P<intl>(?:\+|00(?=[1-9]))[1-9]\d{0,2}(?:[ .-]?\(0\))?(?:[ .\-/]?(?:\(\d{1,6}\)|\d{1,6})){1,6}+)
       | (?P<us>(?:1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4})
-      | (?P<national>(?<![\d\]]\s)\(?0[1-9]\d{0,3}\)?(?P<sep>[ /.-])\d{2,8}(?:(?P=sep)\d{2,8}){0,3}+) )
+      | (?P<national>(?:\(0[1-9]\d{0,3}\)|0[1-9]\d{0,3})(?P<sep>[ /.-])\d{2,8}(?:(?P=sep)\d{2,8}){0,3}+) )
     (?!\d)(?![.\-/]\d)
 """, re.X)
 
@@ -245,6 +258,8 @@ def _phone(m: re.Match) -> Optional[Span]:
   """US shapes are exact. International (+ or 00, 7-15 digits) and trunk-prefixed
   national numbers (0..., 9-12 digits, one separator kind) may have run into a following
   number, so the longest prefix with a valid digit count wins."""
+  if _continues_iban(m):
+    return None
   if m.group("us"):
     return m.span()
   low, high = (7, 15) if m.group("intl") else (9, 12)

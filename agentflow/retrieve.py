@@ -60,7 +60,7 @@ class _RetrieveFn(BatchingDoFn):
     yield from super().process(element, timestamp, window)
 
   def observe_latency(self, millis):
-    self.counters.latency_ms.update(int(millis))
+    self.counters.latency_us.update(int(millis * 1000))
 
   def handle_batch(self, events):
     groups = defaultdict(list)

@@ -38,13 +38,13 @@ def _raise(dl: DeadLetter):
 
 
 class StageCounters:
-  """Beam counters `<stage>.in`, `<stage>.out`, `<stage>.dead_letter.<reason>` and a latency distribution."""
+  """Beam counters `<stage>.in`, `<stage>.out`, `<stage>.dead_letter.<reason>` and `<stage>.latency_us`."""
 
   def __init__(self, stage: str):
     self.stage = stage
     self.inputs = Metrics.counter(NAMESPACE, f"{stage}.in")
     self.outputs = Metrics.counter(NAMESPACE, f"{stage}.out")
-    self.latency_ms = Metrics.distribution(NAMESPACE, f"{stage}.batch_latency_ms")
+    self.latency_us = Metrics.distribution(NAMESPACE, f"{stage}.latency_us")
     self._reasons: dict = {}
 
   def dead_letter(self, reason: str, error: str, payload: str, event_id: str = "",

@@ -98,6 +98,9 @@ def run(argv: Optional[List[str]] = None, out=sys.stdout) -> Optional[RunSummary
   if opts.summary_output:
     with open(opts.summary_output, "w") as f:
       f.write(summary.to_json())
+  if opts.metrics_output:
+    with open(opts.metrics_output, "w") as f:
+      f.write(summary.prometheus())
   return summary
 
 

@@ -32,7 +32,8 @@ def example_run(tmp_path_factory):
   out = tmp_path_factory.mktemp("run")
   argv = ["--input", EVENTS, "--knowledge", KNOWLEDGE, "--store", f"local:{out}/store",
           "--output", str(out / "decisions.jsonl"), "--dead_letter_output", str(out / "dead.jsonl"),
-          "--summary_output", str(out / "summary.json"), "--runner", "DirectRunner",
+          "--summary_output", str(out / "summary.json"), "--metrics_output", str(out / "metrics.prom"),
+          "--runner", "DirectRunner",
           "--progress_interval", "0"]
   summary = run(argv, out=open(os.devnull, "w"))
   decisions = [json.loads(l) for l in _lines(out / "decisions.jsonl")]
@@ -131,3 +132,22 @@ def test_cli_runs_the_main_job(tmp_path):
   assert "[agentflow]" in proc.stderr
   n = len(_lines(tmp_path / "d.jsonl")) + (len(_lines(tmp_path / "dl.jsonl")) if (tmp_path / "dl.jsonl").exists() else 0)
   assert n == 20
+
+
+def test_prometheus_metrics_dump(example_run):
+  summary, decisions, dead, out = example_run
+  text = (out / "metrics.prom").read_text()
+  sample = re.compile(r'^[a-z_]+(\{([a-z_]+="[^"]*",?)+\})? -?[0-9.e+-]+$')
+  values = {}
+  for line in text.splitlines():
+    if line.startswith("#"):
+      assert re.match(r"^# (HELP|TYPE) agentflow_[a-z_]+ ", line), line
+      continue
+    assert sample.match(line), line
+    name, value = line.rsplit(" ", 1)
+    values[name] = float(value)
+  assert values['agentflow_stage_elements_total{stage="preprocess",direction="in"}'] == len(_lines(EVENTS))
+  assert values['agentflow_stage_elements_total{stage="decide",direction="out"}'] == len(decisions)
+  assert sum(v for k, v in values.items() if k.startswith("agentflow_dead_letters_total")) == len(dead)
+  assert values["agentflow_run_accounted"] == 1
+  assert values['agentflow_latency_ms_count{stage="embed"}'] >= 1
