@@ -3,6 +3,7 @@
   agentflow run --input EVENTS [--knowledge KB] [--store URI] [beam flags...]
   agentflow ingest --knowledge KB [--store URI]
   agentflow vespa package --out DIR
+  agentflow audit verify DIR
 """
 from __future__ import annotations
 
@@ -44,7 +45,12 @@ def _vespa(argv: List[str]) -> int:
   return main_vespa_package(argv[1:])
 
 
-COMMANDS = {"run": _run, "ingest": _ingest, "vespa": _vespa}
+def _audit(argv: List[str]) -> int:
+  from agentflow.audit import main_audit
+  return main_audit(argv)
+
+
+COMMANDS = {"run": _run, "ingest": _ingest, "vespa": _vespa, "audit": _audit}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

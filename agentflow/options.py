@@ -48,6 +48,8 @@ class AgentflowOptions(PipelineOptions):
                         help="Longer event texts are dead-lettered.")
     parser.add_argument("--summary_output", default=None,
                         help="Write the run summary (JSON) here as well as printing it.")
+    parser.add_argument("--audit_output", default=None,
+                        help="Directory of the audit hash chain; each run appends a segment.")
     parser.add_argument("--metrics_output", default=None,
                         help="Write the run's metrics here in Prometheus text format.")
     parser.add_argument("--progress_interval", type=float, default=5.0,

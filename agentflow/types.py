@@ -110,6 +110,7 @@ class Decision:
   language: str = "und"
   model_id: str = ""
   trace_id: str = ""
+  request_digest: str = ""
   metadata: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
   def to_json(self) -> str:

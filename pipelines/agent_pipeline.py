@@ -18,6 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 if __package__ in (None, ""):
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from agentflow.audit import AuditLog  # noqa: E402
 from agentflow.graph import AgentGraph, GraphConfig  # noqa: E402
 from agentflow.io import ReadEvents, WriteRecords  # noqa: E402
 from agentflow.knowledge import IngestKnowledge  # noqa: E402
@@ -53,6 +54,8 @@ def build(p: beam.Pipeline, opts: AgentflowOptions, source=None) -> Tuple[beam.P
   decisions, dead = raw | "Agent" >> AgentGraph(handler, store, policy, config).with_dead_letters()
   _ = decisions | "WriteDecisions" >> WriteRecords(opts.output, opts.output_topic)
   _ = dead | "WriteDeadLetters" >> WriteRecords(opts.dead_letter_output, opts.dead_letter_topic)
+  if opts.audit_output:
+    _ = decisions | "Audit" >> AuditLog(opts.audit_output)
   if opts.progress_interval > 0:
     _ = (decisions, dead) | "Outputs" >> beam.Flatten() | ShowProgress(opts.progress_interval)
   return decisions, dead

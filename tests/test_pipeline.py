@@ -33,7 +33,7 @@ def example_run(tmp_path_factory):
   argv = ["--input", EVENTS, "--knowledge", KNOWLEDGE, "--store", f"local:{out}/store",
           "--output", str(out / "decisions.jsonl"), "--dead_letter_output", str(out / "dead.jsonl"),
           "--summary_output", str(out / "summary.json"), "--metrics_output", str(out / "metrics.prom"),
-          "--runner", "DirectRunner",
+          "--audit_output", str(out / "audit"), "--runner", "DirectRunner",
           "--progress_interval", "0"]
   summary = run(argv, out=open(os.devnull, "w"))
   decisions = [json.loads(l) for l in _lines(out / "decisions.jsonl")]
@@ -151,3 +151,13 @@ def test_prometheus_metrics_dump(example_run):
   assert sum(v for k, v in values.items() if k.startswith("agentflow_dead_letters_total")) == len(dead)
   assert values["agentflow_run_accounted"] == 1
   assert values['agentflow_latency_ms_count{stage="embed"}'] >= 1
+
+
+def test_audit_chain_covers_every_decision(example_run):
+  from agentflow.audit import read_records, verify
+  _, decisions, _, out = example_run
+  ok, n, msg = verify(str(out / "audit"))
+  assert ok, msg
+  assert n == len(decisions)
+  assert sorted(r.event_id for r in read_records(str(out / "audit"))) == sorted(d["event_id"] for d in decisions)
+  assert {r.trace_id for r in read_records(str(out / "audit"))} == {d["trace_id"] for d in decisions}

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import abc
+import hashlib
 
-from agentflow.types import Decision, Retrieval
+from agentflow.types import Decision, Retrieval, payload_of
 
 
 class DecisionPolicy(abc.ABC):
@@ -32,4 +33,5 @@ class DecisionPolicy(abc.ABC):
                     confidence=round(float(min(1.0, max(0.0, confidence))), 4), policy=self.name,
                     response=response, cited_ids=tuple(cited_ids), tenant=e.tenant,
                     language=e.language, model_id=e.model_id, trace_id=e.trace_id,
+                    request_digest=hashlib.sha256(payload_of(e).encode("utf-8")).hexdigest(),
                     metadata=metadata)
