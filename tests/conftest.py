@@ -5,6 +5,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
+# TensorFlow and triton (loaded lazily by torch) each bundle LLVM; whichever loads second
+# aborts the process unless triton comes first. Some tests import TensorFlow at collection.
+try:
+  import torch._dynamo  # noqa: F401,E402
+except ImportError:
+  pass
+
 
 @pytest.fixture(scope="session")
 def handler():

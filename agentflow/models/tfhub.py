@@ -3,6 +3,8 @@
 Any TF2 SavedModel (or TF-Hub module) that maps a batch of strings to a [batch, dim]
 float tensor works, e.g. a Universal Sentence Encoder directory. Only local paths are
 used by the tests and examples; a URL would make tensorflow-hub download at load time.
+TensorFlow and torch's triton both bundle LLVM: in one process, load triton (any
+sentence-transformers model) before TensorFlow, or keep the two models in separate workers.
 """
 from __future__ import annotations
 
