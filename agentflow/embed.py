@@ -6,7 +6,7 @@ model-update side inputs all apply unchanged.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
@@ -53,39 +53,51 @@ class _FailedBatchFn(beam.DoFn):
       yield self.counters.event_dead_letter("inference_error", _describe(error), event).value
 
 
+def text_of(event):
+  return event.text
+
+
 class _Key(beam.DoFn):
+
+  def __init__(self, input_fn: Callable):
+    self.input_fn = input_fn
 
   def setup(self):
     self.counters = StageCounters("embed")
 
   def process(self, event):
     self.counters.inputs.inc()
-    yield event, event.text
+    try:
+      yield event, self.input_fn(event)
+    except Exception as e:  # pylint: disable=broad-except
+      yield self.counters.event_dead_letter("bad_model_input", f"{type(e).__name__}: {e}", event)
 
 
 class Embed(Stage):
-  """Embeds each event's text with `handler` (any `EmbeddingModelHandler`).
+  """Embeds each event with `handler` (any `EmbeddingModelHandler`).
 
-  `model_metadata_pcoll` is passed to RunInference so a side input (e.g. from
-  `WatchFilePattern`) can swap models without a restart.
+  The model input is `input_fn(event)`: the text by default, or e.g. a window of
+  readings for a series model. `model_metadata_pcoll` is passed to RunInference so a side
+  input (e.g. from `WatchFilePattern`) can swap models without a restart.
   """
 
   def __init__(self, handler: EmbeddingModelHandler, model_metadata_pcoll=None,
-               expected_dimension: Optional[int] = None):
+               expected_dimension: Optional[int] = None, input_fn: Callable = text_of):
     super().__init__()
     if expected_dimension is not None and expected_dimension != handler.dimension:
       raise ValueError(f"model {handler.model_id} produces {handler.dimension}-d vectors but the "
                        f"store schema expects {expected_dimension}-d")
     self.handler = handler
     self.model_metadata_pcoll = model_metadata_pcoll
+    self.input_fn = input_fn
 
   def expand_tagged(self, pcoll):
-    keyed = pcoll | "Key" >> beam.ParDo(_Key())
-    main, other = (keyed | "RunInference" >> RunInference(
+    keyed = pcoll | "Key" >> beam.ParDo(_Key(self.input_fn)).with_outputs(DEAD_LETTER, main=MAIN)
+    main, other = (keyed[MAIN] | "RunInference" >> RunInference(
         KeyedModelHandler(self.handler), model_metadata_pcoll=self.model_metadata_pcoll)
                    .with_exception_handling())
     attached = main | "Attach" >> beam.ParDo(_AttachFn(self.handler.dimension)).with_outputs(
         DEAD_LETTER, main=MAIN)
     failed = other.failed_inferences | "FailedBatches" >> beam.ParDo(_FailedBatchFn())
-    dead = (attached[DEAD_LETTER], failed) | "MergeDeadLetters" >> beam.Flatten()
+    dead = (keyed[DEAD_LETTER], attached[DEAD_LETTER], failed) | "MergeDeadLetters" >> beam.Flatten()
     return {MAIN: attached[MAIN], DEAD_LETTER: dead}
