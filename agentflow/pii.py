@@ -71,17 +71,25 @@ def redact(text: str, config: RedactionConfig = RedactionConfig()) -> Tuple[str,
 
 def _substitute(text: str, pattern: re.Pattern, validate: "_Validate", placeholder: str,
                 placeholders: Sequence[str]) -> Tuple[str, int]:
-  """Like `pattern.sub`, but the validator picks the span to replace (or none), and the
-  scan resumes right after that span, so text a candidate over-reached into is seen again."""
+  """Like `pattern.sub`, but the validator picks the span to replace, and the scan
+  resumes right after it: text a candidate over-reached into is seen again. A rejected
+  candidate moves the scan on by one character only (boundaries skip the rest of its
+  token), so it cannot hide a real match that starts inside it; every candidate has a
+  bounded length, which keeps this linear."""
   pieces: List[str] = []
   last = pos = hits = 0
+  openers = {p[0] for p in placeholders}
   while True:
     m = pattern.search(text, pos)
     if m is None:
       break
-    span = None if any(p in m.group() for p in placeholders) else validate(m)
+    s = m.group()
+    if any(c in s for c in openers) and any(p in s for p in placeholders):
+      pos = m.end()
+      continue
+    span = validate(m)
     if span is None:
-      pos = max(m.end(), m.start() + 1)
+      pos = m.start() + 1
       continue
     pieces += [text[last:span[0]], placeholder]
     last = pos = span[1]
@@ -94,22 +102,19 @@ def _substitute(text: str, pattern: re.Pattern, validate: "_Validate", placehold
 
 def luhn_valid(digits: str) -> bool:
   """The Luhn (mod 10) check digit test used by payment card numbers."""
-  total = 0
-  for i, ch in enumerate(reversed(digits)):
-    d = int(ch)
-    if i % 2:
-      d = d * 2 - 9 if d > 4 else d * 2
-    total += d
+  if not digits.isascii():
+    digits = "".join(str(int(d)) for d in digits)
+  total = sum(map(int, digits[-1::-2])) + sum(map(int, digits[-2::-2].translate(_LUHN_DOUBLED)))
   return total % 10 == 0
 
 
+_LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")
+
+
 def iban_valid(iban: str) -> bool:
-  """ISO 13616: the country's registered length (15-34 if unlisted) and mod-97 == 1."""
+  """ISO 13616: a registered country, its length, and mod-97 == 1."""
   code = re.sub(r"\s+", "", iban).upper()
-  if not re.fullmatch(r"[A-Z]{2}[0-9]{2}[A-Z0-9]+", code):
-    return False
-  expected = IBAN_LENGTHS.get(code[:2])
-  if expected and len(code) != expected or not 15 <= len(code) <= 34:
+  if not re.fullmatch(r"[A-Z]{2}[0-9]{2}[A-Z0-9]+", code) or len(code) != IBAN_LENGTHS.get(code[:2]):
     return False
   return int("".join(str(int(c, 36)) for c in code[4:] + code[:4])) % 97 == 1
 
@@ -149,8 +154,9 @@ def _longest_prefix(m: re.Match, separators: str, ok: Callable[[str], Optional[b
 
 
 _SECRET = re.compile(r"""
-    (?<![\w\]])(?i:(?:api|access|secret|private|client)[_-]?(?:key|secret)|apikey
-                  |(?:access|auth|refresh|bearer|session)[_-]?token|token|secret|passw(?:or)?d|pwd)
+    (?<![\w\]-])(?:[A-Za-z0-9]+[_-])*
+        (?i:(?:api|access|secret|private|client)[_-]?(?:key|secret)|apikey
+           |(?:access|auth|refresh|bearer|session)[_-]?token|token|secret|passw(?:or)?d|pwd)
         ["']?[ \t]{0,3}[:=][ \t]{0,3}["']?(?P<value>[^\s"',;]{6,})
   | (?<![\w\]])(?i:bearer)[ \t]+(?P<token>[A-Za-z0-9._~+/-]{16,}=*)
   | (?<![\w\]])(?:[sprk]k_(?:live|test)_[A-Za-z0-9]{16,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{36,}
@@ -168,58 +174,67 @@ def _secret(m: re.Match) -> Optional[Span]:
 
 
 _ATEXT = r"\w.!#$%&'*+/=?^`{|}~\-"
-_EMAIL = re.compile(rf"(?<![{_ATEXT}\]])[{_ATEXT}]{{1,64}}@(?:[^\W_][\w-]{{0,62}}\.){{1,126}}[^\W\d_][\w-]{{0,62}}")
+_EMAIL = re.compile(rf"(?<![{_ATEXT}\]])[{_ATEXT}]{{1,64}}@"
+                    rf"(?:[^\W_][\w-]{{0,62}}\.){{1,126}}[^\W\d_][\w-]{{0,62}}")
 
 _IBAN = re.compile(r"(?<![^\W_])(?<!\])[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{1,4}){3,8}")
 
 
 def _iban(m: re.Match) -> Optional[Span]:
-  """Cut where the country's length ends; the cut must fall between tokens. Countries
-  missing from the table are tried at every length, but only with an upper-case code."""
+  """Cut where the country's registered length ends; the cut must fall between tokens."""
   s, text = m.group(), m.string
+  length = IBAN_LENGTHS.get(s[:2].upper())
   ends = [i + 1 for i, c in enumerate(s) if c != " "]
-  expected = IBAN_LENGTHS.get(s[:2].upper())
-  if not expected and not s[:2].isupper():
+  if not length or length > len(ends):
     return None
-  for length in [expected] if expected else range(min(34, len(ends)), 14, -1):
-    if length > len(ends):
-      continue
-    end = m.start() + ends[length - 1]
-    if end < len(text) and (text[end].isalnum() or text[end] == "_"):
-      continue
-    if iban_valid(text[m.start():end]):
-      return m.start(), end
-  return None
+  end = m.start() + ends[length - 1]
+  if end < len(text) and (text[end].isalnum() or text[end] == "_"):
+    return None
+  return (m.start(), end) if iban_valid(text[m.start():end]) else None
 
 
-_IBAN_HEAD = re.compile(r"(?<![^\W_])[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4})* ?$")
+_IBAN_SHAPE = re.compile(r"(?<![^\W_])([A-Z]{2})[0-9]{2}(?: [A-Z0-9]{4})+(?: [A-Z0-9]{1,3})?(?![^\W_])")
 
 
 def _continues_iban(m: re.Match) -> bool:
-  """Digits right after an IBAN-shaped head belong to that (invalid) IBAN, not to a
-  card or phone number of their own."""
-  return _IBAN_HEAD.search(m.string, max(0, m.start() - 40), m.start()) is not None
+  """Digits inside a token shaped exactly like an IBAN (grouped by four, its country's
+  length) that failed the checksum belong to it, not to a card or phone of their own."""
+  text, start = m.string, m.start()
+  for shape in _IBAN_SHAPE.finditer(text, max(0, start - 45), start + 50):
+    if shape.start() < start < shape.end():
+      return len(shape.group().replace(" ", "")) == IBAN_LENGTHS.get(shape.group(1))
+  return False
 
 
 _CARD = re.compile(r"""
     (?<![\w\]])(?<![\d\]][.,-])
+    (?![01789])
     (?: \d{4}(?P<sep>[ -]?)\d{4}(?P=sep)\d{4}(?P=sep)\d{1,4}(?:(?P=sep)\d{1,3})?
       | \d{4}(?P<sep2>[ -])\d{6}(?P=sep2)\d{4,5} )
     (?!\w)(?![.,-]\d)
 """, re.X)
 
 
-def _card_ok(candidate: str) -> Optional[bool]:
-  digits = "".join(c for c in candidate if c.isdigit())
-  return None if len(digits) < 13 else luhn_valid(digits)
-
-
 def _card(m: re.Match) -> Optional[Span]:
-  """13-19 digits passing Luhn; a trailing group (an expiry month, say) may be dropped."""
-  return None if _continues_iban(m) else _longest_prefix(m, " -", _card_ok)
+  """13-19 digits from an issuer range (leading 2-6) passing Luhn; a trailing group of
+  at most three digits (an expiry month, say) may be dropped."""
+  s = m.group()
+  ends = [len(s)]
+  cut = max(s.rfind(" "), s.rfind("-"))
+  if 0 < cut and len(s) - cut <= 4:
+    ends.append(cut)
+  for end in ends:
+    digits = _NON_DIGITS.sub("", s[:end])
+    if 13 <= len(digits) <= 19 and luhn_valid(digits):
+      return None if _continues_iban(m) else (m.start(), m.start() + end)
+  return None
 
 
-_SSN = re.compile(r"(?<![\w\]])(?<![\d\]][.,-])(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?!\w)(?![.,-]\d)")
+_NON_DIGITS = re.compile(r"\D+")
+
+
+_SSN = re.compile(r"(?<![\w\]])(?<![\d\]][.,-])"
+                  r"(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?!\w)(?![.,-]\d)")
 
 _IPV6 = re.compile(r"""
     (?<![\w:.\]])(?=[0-9A-Fa-f.]{0,39}:[0-9A-Fa-f.]{0,39}:)
@@ -258,18 +273,18 @@ def _phone(m: re.Match) -> Optional[Span]:
   """US shapes are exact. International (+ or 00, 7-15 digits) and trunk-prefixed
   national numbers (0..., 9-12 digits, one separator kind) may have run into a following
   number, so the longest prefix with a valid digit count wins."""
-  if _continues_iban(m):
-    return None
   if m.group("us"):
-    return m.span()
-  low, high = (7, 15) if m.group("intl") else (9, 12)
-  prefix = 2 if m.group().startswith("00") else 0
+    span = m.span()
+  else:
+    low, high = (7, 15) if m.group("intl") else (9, 12)
+    prefix = 2 if m.group().startswith("00") else 0
 
-  def ok(candidate: str) -> Optional[bool]:
-    digits = sum(c.isdigit() for c in candidate) - prefix
-    return None if digits < low else digits <= high
+    def ok(candidate: str) -> Optional[bool]:
+      digits = len(_NON_DIGITS.sub("", candidate)) - prefix
+      return None if digits < low else digits <= high
 
-  return _longest_prefix(m, " .-/", ok)
+    span = _longest_prefix(m, " .-/", ok)
+  return None if span is None or _continues_iban(m) else span
 
 
 _RULES: Dict[str, Tuple[re.Pattern, _Validate]] = {

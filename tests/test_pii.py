@@ -1,0 +1,295 @@
+"""redact: every kind caught in context, look-alikes left alone, stable under repetition,
+linear on adversarial megabyte inputs, and generated PII always removed."""
+import string
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agentflow.pii import DEFAULT_KINDS, IBAN_LENGTHS, KINDS, RedactionConfig, iban_valid, luhn_valid, redact
+
+POSITIVES = [
+    ("EMAIL", "jane.doe@example.com"),
+    ("EMAIL", "j.o'brien+support@mail.example.co.uk"),
+    ("EMAIL", "b.hughes@northwind-legal.example"),
+    ("EMAIL", "UPPER_CASE@EXAMPLE.ORG"),
+    ("EMAIL", "jörg.müller@bücher.de"),
+    ("EMAIL", "x@y.io"),
+    ("PHONE", "+14155550134"),
+    ("PHONE", "(415) 555-0134"),
+    ("PHONE", "415-555-0134"),
+    ("PHONE", "415.555.0134"),
+    ("PHONE", "415 555 0134"),
+    ("PHONE", "1-800-555-0199"),
+    ("PHONE", "+1 (312) 555-0199"),
+    ("PHONE", "+1 212-555-0187"),
+    ("PHONE", "+44 20 7946 0958"),
+    ("PHONE", "+44 (0)20 7946 0958"),
+    ("PHONE", "+44 7700 900123"),
+    ("PHONE", "+49 30 123456"),
+    ("PHONE", "+61 2 5550 1234"),
+    ("PHONE", "+33 6 12 34 56 78"),
+    ("PHONE", "0044 20 7946 0958"),
+    ("PHONE", "020 7946 0958"),
+    ("PHONE", "030/1234567"),
+    ("PHONE", "06 12 34 56 78"),
+    ("CARD", "4111 1111 1111 1111"),
+    ("CARD", "4111-1111-1111-1111"),
+    ("CARD", "4111111111111111"),
+    ("CARD", "5555 5555 5555 4444"),
+    ("CARD", "5105 1051 0510 5100"),
+    ("CARD", "4012 8888 8888 1881"),
+    ("CARD", "378282246310005"),
+    ("CARD", "3782 822463 10005"),
+    ("CARD", "6011111111111117"),
+    ("CARD", "4222222222222"),
+    ("CARD", "6221 2600 0000 0000 001"),
+    ("IBAN", "DE89 3704 0044 0532 0130 00"),
+    ("IBAN", "DE89370400440532013000"),
+    ("IBAN", "de89370400440532013000"),
+    ("IBAN", "GB82 WEST 1234 5698 7654 32"),
+    ("IBAN", "NL91ABNA0417164300"),
+    ("IBAN", "NL91 ABNA 0417 1643 00"),
+    ("IBAN", "FR14 2004 1010 0505 0001 3M02 606"),
+    ("IBAN", "ES91 2100 0418 4502 0005 1332"),
+    ("IBAN", "BE68 5390 0754 7034"),
+    ("IBAN", "CH93 0076 2011 6238 5295 7"),
+    ("IBAN", "NO93 8601 1117 947"),
+    ("IPV4", "192.0.2.44"),
+    ("IPV4", "198.51.100.23"),
+    ("IPV4", "10.0.0.1"),
+    ("IPV4", "255.255.255.255"),
+    ("IPV4", "0.0.0.0"),
+    ("IPV6", "2001:db8:3c4d:15::1a2f"),
+    ("IPV6", "2001:0db8:85a3:0000:0000:8a2e:0370:7334"),
+    ("IPV6", "2001:db8::1"),
+    ("IPV6", "fe80::1ff:fe23:4567:890a%eth0"),
+    ("IPV6", "::ffff:192.0.2.1"),
+    ("SSN", "123-45-6789"),
+    ("SSN", "078-05-1120"),
+    ("SECRET", "AKIAIOSFODNN7EXAMPLE"),
+    ("SECRET", "ghp_" + "a1B2c3D4" * 5),
+    ("SECRET", "sk_test_" + "x9" * 12),
+    ("SECRET", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+]
+
+CONTEXTS = ["{}", "my details: {}.", "({})", "call/mail {}, thanks", "Linha 1\n{}\nLinha 2", "«{}»"]
+
+
+@pytest.mark.parametrize("kind, pii", POSITIVES)
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_each_kind_is_redacted_in_context(kind, pii, context):
+  text = context.format(pii)
+  out, counts = redact(text)
+  assert pii not in out
+  assert counts == {kind: 1}
+  assert out == context.format(f"[{kind}]")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("api_key=abcdef123456", "api_key=[SECRET]"),
+    ('{"apiKey": "q8Zr7LkP0aW2"}', '{"apiKey": "[SECRET]"}'),
+    ("Authorization: Bearer abcdefghijklmnop0123", "Authorization: Bearer [SECRET]"),
+    ("password: hunter22", "password: [SECRET]"),
+    ("PASSWORD=Tr0ub4dor&3", "PASSWORD=[SECRET]"),
+    ("client_secret = 'zzTop-1234567'", "client_secret = '[SECRET]'"),
+])
+def test_secrets_keep_their_key_name(text, expected):
+  assert redact(text) == (expected, {"SECRET": 1})
+
+
+NEGATIVES = [
+    "Meeting on 2026-03-02 at 09:15, see you then",
+    "timestamp 2026-03-02T09:15:00Z and 2026-03-02 09:15:30",
+    "dates 03/02/2026, 02.03.2026 10:30 and 2/3/26",
+    "It costs $1,299.99 (or €1.299,99, or 1 299,99 €)",
+    "order #123456 shipped; order #12345678 pending; ref 2026-000123",
+    "upgrade from 2.3.1 to v10.15.7, or build 1.2.3.4.5",
+    "ISBN 978-3-16-148410-0",
+    "4111 1111 1111 1112",
+    "1234567812345678",
+    "1234 5678 9012 3456",
+    "DE88 3704 0044 0532 0130 00",
+    "GB00 WEST 1234 5698 7654 32",
+    "NL91 ABNA 0417 1643 01",
+    "256.1.1.1 and 192.168.1 and 1.2.3.4.5.6",
+    "000-12-3456 666-12-3456 912-34-5678 123-00-4567 123-45-0000",
+    "12:30:45 and 12::34 and std::vector and a::b and 00:1a:2b:3c:4d:5e",
+    "Room 101, 3 cats and 2 dogs, pages 10-20, 1999-2024, score 3-1",
+    "1 000 000 users, 100,000 requests, 0.5 s",
+    "Call 911 or 112; timestamp 1700000000",
+    "forgot password? my password is lost; tokenizer: bert-base-uncased",
+    "email me @ noon or @support",
+    "the invoice 12345 and the 7 items",
+    "",
+    "   ",
+    "日本語のテキスト 🎉 e\u0301",
+]
+
+
+@pytest.mark.parametrize("text", NEGATIVES)
+def test_look_alikes_are_left_alone(text):
+  assert redact(text) == (text, {})
+
+
+def test_card_and_iban_are_not_half_taken_as_phones():
+  text = "card 4111 1111 1111 1111, iban DE89 3704 0044 0532 0130 00, phone +1 415 555 0172"
+  assert redact(text) == ("card [CARD], iban [IBAN], phone [PHONE]", {"IBAN": 1, "CARD": 1, "PHONE": 1})
+
+
+def test_a_candidate_that_runs_into_the_next_number_is_cut_back():
+  assert redact("card 4111 1111 1111 1111 09/28")[0] == "card [CARD] 09/28"
+  assert redact("NL91 ABNA 0417 1643 00 and DE89 3704 0044 0532 0130 00")[0] == "[IBAN] and [IBAN]"
+  assert redact("415-555-0134 415-555-0135")[0] == "[PHONE] [PHONE]"
+
+
+def test_counts_and_example_output():
+  assert redact("Mail me at jane@example.com") == ("Mail me at [EMAIL]", {"EMAIL": 1})
+  out, counts = redact("a@x.com, b@x.com; +44 20 7946 0958 or 192.0.2.1")
+  assert out == "[EMAIL], [EMAIL]; [PHONE] or [IPV4]"
+  assert counts == {"EMAIL": 2, "PHONE": 1, "IPV4": 1}
+
+
+def test_counts_are_a_fresh_dict_each_call():
+  first = redact("a@x.com")[1]
+  first["EMAIL"] += 10
+  assert redact("a@x.com")[1] == {"EMAIL": 1}
+  assert redact("nothing here")[1] == {}
+
+
+def test_config_selects_kinds_and_placeholder():
+  text = "jane@example.com +1 415 555 0172 192.0.2.1"
+  assert redact(text, RedactionConfig(kinds=("EMAIL",))) == ("[EMAIL] +1 415 555 0172 192.0.2.1", {"EMAIL": 1})
+  assert redact(text, RedactionConfig(kinds=()))[0] == text
+  out, _ = redact(text, RedactionConfig(placeholder_format="<{kind}:redacted>"))
+  assert out == "<EMAIL:redacted> <PHONE:redacted> <IPV4:redacted>"
+  assert redact(text, RedactionConfig(placeholder_format=""))[0] == "  "
+  assert RedactionConfig(kinds=["email", "ipv4"]).kinds == ("EMAIL", "IPV4")
+  assert RedactionConfig().kinds == DEFAULT_KINDS == KINDS
+  with pytest.raises(ValueError):
+    RedactionConfig(kinds=("EMAIL", "PASSPORT"))
+  with pytest.raises((KeyError, IndexError, ValueError)):
+    RedactionConfig(placeholder_format="[{kind}{other}]")
+
+
+def test_config_is_hashable_and_picklable():
+  import pickle
+  config = RedactionConfig(kinds=("EMAIL", "CARD"))
+  assert pickle.loads(pickle.dumps(config)) == config
+  assert hash(config) == hash(RedactionConfig(kinds=["EMAIL", "CARD"]))
+
+
+@pytest.mark.parametrize("kind, pii", POSITIVES)
+def test_redacting_twice_equals_once(kind, pii):
+  once, _ = redact(f"x {pii} y {pii}")
+  assert redact(once) == (once, {})
+
+
+def test_placeholders_typed_by_users_are_not_redacted_again():
+  text = "token: [EMAIL] and password=[SECRET]"
+  assert redact(text) == (text, {})
+
+
+def test_validators():
+  assert luhn_valid("4111111111111111") and luhn_valid("378282246310005") and luhn_valid("0")
+  assert not luhn_valid("4111111111111112")
+  assert iban_valid("DE89 3704 0044 0532 0130 00") and iban_valid("gb82west12345698765432")
+  assert not iban_valid("DE89 3704 0044 0532 0130 0")
+  assert not iban_valid("DE88370400440532013000")
+  assert not iban_valid("XX")
+  assert all(15 <= n <= 34 for n in IBAN_LENGTHS.values())
+
+
+@pytest.mark.parametrize("text", ["\ud800 a@b.com \udfff", "a\x00b 4111111111111111\x00", "\u202e192.0.2.1\u202c",
+                                  "４１１１ １１１１ １１１１ １１１１", "٤١١١١١١١١١١١١١١١", "\ufeffjane@example.com\u200b"])
+def test_odd_unicode_does_not_crash(text):
+  out, counts = redact(text)
+  assert isinstance(out, str) and all(isinstance(n, int) and n > 0 for n in counts.values())
+  assert redact(out) == (out, {})
+
+
+ADVERSARIAL = {
+    "dash-digits": "1-" * 500_000,
+    "at-signs": "a@" * 500_000,
+    "dotted-digits": "1." * 500_000,
+    "spaced-digits": "1 " * 500_000,
+    "colons": "a:" * 500_000,
+    "email-labels": "x@" + "a." * 500_000,
+    "iban-groups": "AB12 " * 200_000,
+    "trunk-pairs": "01 " * 333_333,
+    "long-word": "a" * 1_000_000,
+    "long-number": "4" * 1_000_000,
+    "card-groups": "4111 " * 200_000,
+    "random-groups": " ".join(f"{(i * 7919) % 10_000:04d}" for i in range(200_000)),
+    "secret-keys": "token:" * 166_000 + "[EMAIL]",
+    "snake-case": "a_" * 500_000 + "password",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+def test_megabyte_adversarial_input_is_linear(name):
+  text = ADVERSARIAL[name]
+  start = time.perf_counter()
+  out, _ = redact(text)
+  assert time.perf_counter() - start < 2.0
+  assert isinstance(out, str)
+
+
+def _luhn_complete(prefix: str, length: int, body: str) -> str:
+  partial = (prefix + body)[:length - 1]
+  return partial + next(d for d in "0123456789" if luhn_valid(partial + d))
+
+
+@st.composite
+def cards(draw):
+  prefix, length = draw(st.sampled_from([("4", 16), ("4", 13), ("51", 16), ("55", 16), ("2221", 16),
+                                         ("34", 15), ("37", 15), ("6011", 16), ("4", 19)]))
+  number = _luhn_complete(prefix, length, draw(st.text(string.digits, min_size=length, max_size=length)))
+  style = draw(st.sampled_from(["compact", "space", "dash"]))
+  if style == "compact":
+    return number
+  sep = " " if style == "space" else "-"
+  if length == 15:
+    return sep.join([number[:4], number[4:10], number[10:]])
+  return sep.join(number[i:i + 4] for i in range(0, length, 4))
+
+
+@st.composite
+def ibans(draw):
+  country = draw(st.sampled_from(sorted(IBAN_LENGTHS)))
+  bban = draw(st.text(string.digits + string.ascii_uppercase, min_size=IBAN_LENGTHS[country] - 4,
+                      max_size=IBAN_LENGTHS[country] - 4))
+  remainder = int("".join(str(int(c, 36)) for c in bban + country + "00")) % 97
+  code = f"{country}{98 - remainder:02d}{bban}"
+  assert iban_valid(code)
+  return " ".join(code[i:i + 4] for i in range(0, len(code), 4)) if draw(st.booleans()) else code
+
+
+simple_emails = st.builds(
+    "{}@{}.{}".format,
+    st.text(string.ascii_letters + string.digits + "._%+-", min_size=1, max_size=30),
+    st.text(string.ascii_lowercase + string.digits + "-", min_size=1, max_size=20).filter(
+        lambda d: d[0] != "-" and d[-1] != "-"),
+    st.sampled_from(["com", "org", "de", "co.uk", "example", "museum"]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(before=st.text(max_size=80), after=st.text(max_size=80),
+       pii=st.one_of(st.emails(), simple_emails, cards(), ibans()))
+def test_generated_pii_is_always_removed(before, after, pii):
+  out, counts = redact(f"{before} {pii} {after}")
+  assert pii not in out
+  assert counts
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(st.text(max_size=200),
+                 st.text(alphabet="0123456789 -.+()/:@#$,abcdefDEF[]\n", max_size=120),
+                 st.lists(st.one_of(st.emails(), cards(), ibans(), st.sampled_from([
+                     "+1 415 555 0172", "192.0.2.1", "123-45-6789", "2001:db8::1", "[EMAIL]", "09/28", "1.2"]),
+                     st.text(max_size=5)), max_size=8).map("".join)))
+def test_redaction_is_stable_on_arbitrary_text(text):
+  once, counts = redact(text)
+  assert redact(once) == (once, {})
+  assert all(n > 0 for n in counts.values())
