@@ -13,6 +13,7 @@ EXTRAS = {
     "vespa": ["pyvespa>=1.2,<2"],
     "pubsub": ["google-cloud-pubsub>=2.20,<3"],
     "redis": ["redis>=5"],
+    "bench": ["matplotlib>=3.8"],
     "tfhub": ["tensorflow-cpu>=2.16,<3", "tensorflow-hub>=0.16,<1", "setuptools<81"],
     "test": ["pytest>=8", "hypothesis>=6.100", "cryptography>=42", "redis>=5"],
 }

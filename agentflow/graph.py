@@ -20,11 +20,15 @@ from agentflow.upsert import UpsertConfig, VectorUpsert
 
 @dataclass(frozen=True)
 class GraphConfig:
-  """Per-stage configuration for `AgentGraph`; `memory=None` leaves session memory out."""
+  """Per-stage configuration for `AgentGraph`.
+
+  Session memory is added when `memory` is set or the policy `uses_memory` (then with
+  `MemoryConfig()` defaults).
+  """
   preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
   upsert: UpsertConfig = field(default_factory=UpsertConfig)
   retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
-  memory: Optional[MemoryConfig] = field(default_factory=MemoryConfig)
+  memory: Optional[MemoryConfig] = None
 
 
 class AgentGraph(Stage):
@@ -47,8 +51,8 @@ class AgentGraph(Stage):
         self.handler, self.model_metadata_pcoll, self.store.dimension).with_dead_letters()
     written, dl3 = embedded | "VectorUpsert" >> VectorUpsert(self.store, c.upsert).with_dead_letters()
     retrieved, dl4 = written | "Retrieve" >> Retrieve(self.store, c.retrieve).with_dead_letters()
-    if c.memory is not None:
-      retrieved = retrieved | "SessionMemory" >> SessionMemory(c.memory)
+    if c.memory is not None or getattr(self.policy, "uses_memory", False):
+      retrieved = retrieved | "SessionMemory" >> SessionMemory(c.memory or MemoryConfig())
     decisions, dl5 = retrieved | "Decide" >> Decide(self.policy).with_dead_letters()
     dead = (dl1, dl2, dl3, dl4, dl5) | "AllDeadLetters" >> beam.Flatten()
     return {MAIN: decisions, DEAD_LETTER: dead}

@@ -6,7 +6,7 @@ from agentflow.options import AgentflowOptions
 from pipelines.agent_pipeline import build
 
 STAGES = ["Agent/Preprocess", "Agent/Embed/RunInference", "Agent/VectorUpsert", "Agent/Retrieve",
-          "Agent/SessionMemory", "Agent/Decide", "Agent/AllDeadLetters", "WriteDecisions",
+          "Agent/Decide", "Agent/AllDeadLetters", "WriteDecisions",
           "WriteDeadLetters"]
 
 

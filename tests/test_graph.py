@@ -71,3 +71,25 @@ def test_replaying_events_creates_no_duplicate_documents(tmp_path, handler):
   with store:
     assert store.count() == 12
     assert store.count(QueryFilter(kind="event")) == 10
+
+
+def test_policy_that_uses_memory_gets_session_memory(tmp_path, handler):
+  from agentflow.policies.base import DecisionPolicy
+
+  class Counting(DecisionPolicy):
+    uses_memory = True
+    name = "counting"
+
+    def decide(self, retrieval):
+      return self.decision(retrieval, "noted", 1.0, turns=[t["event_id"] for t in retrieval.memory])
+
+  store = _store(tmp_path, handler)
+  stream = TestStream().advance_watermark_to(0)
+  for i in range(3):
+    stream = stream.add_elements([_msg(i, f"message {i}")]).advance_processing_time(1)
+  options = PipelineOptions()
+  options.view_as(StandardOptions).streaming = True
+  with TestPipeline(options=options) as p:
+    decisions = p | stream.advance_watermark_to_infinity() | AgentGraph(handler, store, Counting())
+    assert_that(decisions | beam.Map(lambda d: (d.event_id, tuple(d.metadata["turns"]))),
+                equal_to([("e0", ()), ("e1", ("e0",)), ("e2", ("e0", "e1"))]))

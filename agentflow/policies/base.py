@@ -10,10 +10,13 @@ from agentflow.types import Decision, Retrieval, payload_of
 class DecisionPolicy(abc.ABC):
   """Turns an event, its retrieved contexts and its session memory into a `Decision`.
 
-  Policies are pickled to workers; open clients or load resources in `setup()`.
+  Policies are pickled to workers; open clients or load resources in `setup()`. A policy
+  that reads `retrieval.memory` sets `uses_memory = True`, and `AgentGraph` then adds
+  session memory (a keyed, stateful stage) in front of it; others skip that cost.
   """
 
   name: str = "policy"
+  uses_memory: bool = False
 
   def setup(self) -> None:
     """Called once per worker before the first `decide`."""
