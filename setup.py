@@ -5,9 +5,11 @@ from setuptools import find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# apache-beam is pinned: runner profiles (Flink job server, expansion services, Prism)
-# must match the SDK version exactly; see runners/README.md.
-BEAM = "apache-beam[gcp]==2.77.0"
+# apache-beam is pinned to 2.62.0 because it is the newest release whose Flink runner
+# (beam-runners-flink-1.19) and job service both resolve from the Maven Central we reach;
+# the Flink job server, the Kafka expansion service and Prism are built at the same
+# version (runners/README.md has the probe results).
+BEAM = "apache-beam[gcp]==2.62.0"
 
 EXTRAS = {
     "vespa": ["pyvespa>=1.2,<2"],

@@ -1,4 +1,6 @@
 """DataflowRunner translates the same graph offline (`--dry_run --no_auth`): stages and options."""
+import sys
+
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -27,4 +29,5 @@ def test_dataflow_dry_run_translates_the_graph(tmp_path):
   carried = result.job.options.view_as(AgentflowOptions)
   assert (carried.top_k, carried.answer_threshold, carried.input) == (7, 0.5, "gs://demo-bucket/events/*.jsonl")
   envs = result.job.proto_pipeline.components.environments
-  assert any("beam_python3.11_sdk:2.77.0" in e.payload.decode("latin-1") for e in envs.values())
+  image = f"beam_python{sys.version_info.major}.{sys.version_info.minor}_sdk:{beam.version.__version__}"
+  assert any(image in e.payload.decode("latin-1") for e in envs.values())

@@ -9,6 +9,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from agentflow import AgentGraph, QueryFilter, RetrievalAnswerPolicy
 from agentflow.knowledge import IngestKnowledge
+from agentflow.policies.base import DecisionPolicy
 from agentflow.stores.local import LocalVectorStore
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -73,16 +74,15 @@ def test_replaying_events_creates_no_duplicate_documents(tmp_path, handler):
     assert store.count(QueryFilter(kind="event")) == 10
 
 
+class _CountingTurns(DecisionPolicy):
+  uses_memory = True
+  name = "counting"
+
+  def decide(self, retrieval):
+    return self.decision(retrieval, "noted", 1.0, turns=[t["event_id"] for t in retrieval.memory])
+
+
 def test_policy_that_uses_memory_gets_session_memory(tmp_path, handler):
-  from agentflow.policies.base import DecisionPolicy
-
-  class Counting(DecisionPolicy):
-    uses_memory = True
-    name = "counting"
-
-    def decide(self, retrieval):
-      return self.decision(retrieval, "noted", 1.0, turns=[t["event_id"] for t in retrieval.memory])
-
   store = _store(tmp_path, handler)
   stream = TestStream().advance_watermark_to(0)
   for i in range(3):
@@ -90,6 +90,6 @@ def test_policy_that_uses_memory_gets_session_memory(tmp_path, handler):
   options = PipelineOptions()
   options.view_as(StandardOptions).streaming = True
   with TestPipeline(options=options) as p:
-    decisions = p | stream.advance_watermark_to_infinity() | AgentGraph(handler, store, Counting())
+    decisions = p | stream.advance_watermark_to_infinity() | AgentGraph(handler, store, _CountingTurns())
     assert_that(decisions | beam.Map(lambda d: (d.event_id, tuple(d.metadata["turns"]))),
                 equal_to([("e0", ()), ("e1", ("e0",)), ("e2", ("e0", "e1"))]))

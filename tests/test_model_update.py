@@ -43,7 +43,7 @@ def test_side_input_swaps_the_model_mid_stream(tmp_path):
              (t0 + 10, ModelMetadata(model_id=v2, model_name="minilm-v2")),
              (t0 + 20, ModelMetadata(model_id=v1, model_name="minilm-v1"))]
   handler = SentenceTransformerHandler(v1)
-  with TestPipeline("FnApiRunner") as p:
+  with TestPipeline("apache_beam.runners.portability.fn_api_runner.FnApiRunner") as p:
     side = (p | "Updates" >> beam.Create(updates) | "StampU" >> beam.Map(lambda x: TimestampedValue(x[1], x[0]))
             | "WinU" >> beam.WindowInto(window.FixedWindows(interval),
                                          accumulation_mode=trigger.AccumulationMode.DISCARDING)

@@ -141,14 +141,15 @@ def test_upsert_retries_then_dead_letters(tmp_path):
                 equal_to([(f"e{i}", "store_unavailable", True) for i in range(3)]), label="dead")
 
 
+class _Exploding(DecisionPolicy):
+  def decide(self, retrieval):
+    raise KeyError("bad")
+
+
 def test_decide_reply_escalate_and_policy_errors():
   ev = _event(1, "q")
   answer = Hit(id="kb1", score=0.83, text="known q", kind="knowledge", metadata={"answer": "do X"})
   weak = Hit(id="kb2", score=0.31, text="other", kind="knowledge", metadata={"answer": "do Y"})
-
-  class Exploding(DecisionPolicy):
-    def decide(self, retrieval):
-      raise KeyError("bad")
 
   with TestPipeline() as p:
     ds = (p | beam.Create([Retrieval(ev, [weak, answer]), Retrieval(_event(2, "r"), [weak]),
@@ -159,6 +160,6 @@ def test_decide_reply_escalate_and_policy_errors():
                           ("e2", "escalate", "", ("kb2",), 0.69),
                           ("e3", "escalate", "", (), 1.0)]))
   with TestPipeline() as p:
-    ok, dead = p | beam.Create([Retrieval(ev, [])]) | Decide(Exploding()).with_dead_letters()
+    ok, dead = p | beam.Create([Retrieval(ev, [])]) | Decide(_Exploding()).with_dead_letters()
     assert_that(dead | beam.Map(lambda d: (d.stage, d.reason, d.event_id)),
                 equal_to([("decide", "policy_error", "e1")]))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
@@ -12,8 +12,24 @@ class EmbeddingModelHandler(ModelHandler[str, PredictionResult, object], abc.ABC
   """A RunInference handler that embeds text; `dimension` is known before loading.
 
   Knowing the dimension up front lets the pipeline check it against the store's schema
-  at construction time instead of failing on the first bundle.
+  at construction time instead of failing on the first bundle. Batching knobs are kept
+  here rather than passed to `ModelHandler.__init__`, whose signature differs across
+  Beam versions.
   """
+
+  def __init__(self, min_batch_size: int = 1, max_batch_size: int = 64,
+               max_batch_duration_secs: Optional[int] = None, large_model: bool = False):
+    super().__init__()
+    self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
+    if max_batch_duration_secs is not None:
+      self._batching["max_batch_duration_secs"] = max_batch_duration_secs
+    self._large_model = large_model
+
+  def batch_elements_kwargs(self) -> Mapping[str, Any]:
+    return self._batching
+
+  def share_model_across_processes(self) -> bool:
+    return self._large_model
 
   @property
   @abc.abstractmethod
