@@ -17,7 +17,7 @@ EXTRAS = {
     "redis": ["redis>=5"],
     "bench": ["matplotlib>=3.8"],
     "tfhub": ["tensorflow-cpu>=2.16,<3", "tensorflow-hub>=0.16,<1", "setuptools<81"],
-    "test": ["pytest>=8", "hypothesis>=6.100", "cryptography>=42", "redis>=5"],
+    "test": ["pytest>=8", "hypothesis>=6.100", "cryptography>=42", "redis>=5", "kafka-python>=2.0"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 

@@ -1,11 +1,14 @@
-"""Sources and sinks chosen from options: files for local runs, Pub/Sub for streaming.
+"""Sources and sinks chosen from options: files for local runs, Pub/Sub or Kafka for streaming.
 
-`ReadEvents` yields raw payloads (str for files, bytes for Pub/Sub) for `Preprocess`;
-`WriteRecords` writes `Decision`s or `DeadLetter`s as JSON, one per line or message.
-On DirectRunner and Dataflow the Python Pub/Sub IO is used; on portable runners
-(Flink, Prism) Beam substitutes its cross-language Pub/Sub IO where it supports it.
+`ReadEvents` yields raw payloads (str for files, bytes for Pub/Sub and Kafka) for
+`Preprocess`; `WriteRecords` writes `Decision`s or `DeadLetter`s as JSON, one per line
+or message. Pub/Sub uses Beam's Python IO (DirectRunner, Dataflow). Kafka uses Beam's
+cross-language Kafka IO, expanded by a Java expansion service, so it runs on portable
+runners (Flink, Prism) and Dataflow; see runners/README.md for which IO runs where.
 """
 from __future__ import annotations
+
+from typing import Tuple
 
 import apache_beam as beam
 
@@ -27,6 +30,14 @@ class ReadEvents(beam.PTransform):
 
   def expand(self, pbegin):
     o = self.opts
+    if o.input_kafka_topic:
+      from apache_beam.io.kafka import ReadFromKafka
+      return (pbegin | "ReadKafka" >> ReadFromKafka(
+          consumer_config={"bootstrap.servers": _require(o.kafka_bootstrap, "--kafka_bootstrap"),
+                           "auto.offset.reset": "earliest", "group.id": "agentflow"},
+          topics=[o.input_kafka_topic], max_num_records=o.kafka_max_records or None,
+          expansion_service=o.kafka_expansion_service or None)
+              | "KafkaValue" >> beam.Map(lambda kv: kv[1]))
     if o.input_subscription or o.input_topic:
       if o.input_subscription and o.input_topic:
         raise ValueError("give either --input_subscription or --input_topic, not both")
@@ -38,14 +49,37 @@ class ReadEvents(beam.PTransform):
     return pbegin | "ReadFiles" >> beam.io.ReadFromText(o.input, validate="://" not in o.input)
 
 
-class WriteRecords(beam.PTransform):
-  """Writes records to `topic` (Pub/Sub) when given, else to the file `path`."""
+def _require(value: str, flag: str) -> str:
+  if not value:
+    raise ValueError(f"{flag} is required for Kafka IO")
+  return value
 
-  def __init__(self, path: str, topic: str = ""):
+
+def _kafka_record(record):
+  return record.event_id.encode("utf-8"), record.to_json().encode("utf-8")
+
+
+class WriteRecords(beam.PTransform):
+  """Writes records to a Kafka topic, else a Pub/Sub `topic`, else the file `path`.
+
+  Kafka messages are keyed by event id, so a topic partitioned by key keeps each
+  event's records in order.
+  """
+
+  def __init__(self, path: str, topic: str = "", kafka_topic: str = "", kafka_bootstrap: str = "",
+               kafka_expansion_service: str = ""):
     super().__init__()
     self.path, self.topic = path, topic
+    self.kafka_topic, self.kafka_bootstrap = kafka_topic, kafka_bootstrap
+    self.kafka_expansion_service = kafka_expansion_service
 
   def expand(self, pcoll):
+    if self.kafka_topic:
+      from apache_beam.io.kafka import WriteToKafka
+      return (pcoll | "KeyByEvent" >> beam.Map(_kafka_record).with_output_types(Tuple[bytes, bytes])
+              | "WriteKafka" >> WriteToKafka(
+                  producer_config={"bootstrap.servers": _require(self.kafka_bootstrap, "--kafka_bootstrap")},
+                  topic=self.kafka_topic, expansion_service=self.kafka_expansion_service or None))
     if self.topic:
       return pcoll | "Encode" >> beam.Map(_to_bytes) | "WritePubSub" >> beam.io.WriteToPubSub(self.topic)
     return (pcoll | "ToJson" >> beam.Map(_to_json)

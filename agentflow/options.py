@@ -23,7 +23,16 @@ class AgentflowOptions(PipelineOptions):
                         help="Pub/Sub topic for decisions (instead of --output).")
     parser.add_argument("--dead_letter_topic", default="",
                         help="Pub/Sub topic for dead letters (instead of --dead_letter_output).")
-    parser.add_argument("--output", default="decisions.jsonl",
+    parser.add_argument("--kafka_bootstrap", default="",
+                        help="Kafka bootstrap servers (host:port,...) for the Kafka source and sinks.")
+    parser.add_argument("--input_kafka_topic", default="", help="Kafka topic to read events from.")
+    parser.add_argument("--output_kafka_topic", default="", help="Kafka topic for decisions.")
+    parser.add_argument("--dead_letter_kafka_topic", default="", help="Kafka topic for dead letters.")
+    parser.add_argument("--kafka_expansion_service", default="",
+                        help="host:port of a Beam expansion service with Kafka IO (runners/expansion).")
+    parser.add_argument("--kafka_max_records", type=int, default=0,
+                        help="Stop reading Kafka after this many records (a bounded run); 0 = unbounded.")
+    parser.add_argument("--decisions_output", default="decisions.jsonl",
                         help="Where decisions are written (JSON lines).")
     parser.add_argument("--dead_letter_output", default="dead_letters.jsonl",
                         help="Where dead letters are written (JSON lines).")

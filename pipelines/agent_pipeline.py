@@ -52,8 +52,10 @@ def build(p: beam.Pipeline, opts: AgentflowOptions, source=None) -> Tuple[beam.P
                        retrieve=RetrieveConfig(k=opts.top_k, batch_size=opts.store_batch_size))
   raw = p | "Read" >> (source or ReadEvents(opts))
   decisions, dead = raw | "Agent" >> AgentGraph(handler, store, policy, config).with_dead_letters()
-  _ = decisions | "WriteDecisions" >> WriteRecords(opts.output, opts.output_topic)
-  _ = dead | "WriteDeadLetters" >> WriteRecords(opts.dead_letter_output, opts.dead_letter_topic)
+  kafka = dict(kafka_bootstrap=opts.kafka_bootstrap, kafka_expansion_service=opts.kafka_expansion_service)
+  _ = decisions | "WriteDecisions" >> WriteRecords(opts.decisions_output, opts.output_topic, opts.output_kafka_topic, **kafka)
+  _ = dead | "WriteDeadLetters" >> WriteRecords(opts.dead_letter_output, opts.dead_letter_topic,
+                                                opts.dead_letter_kafka_topic, **kafka)
   if opts.audit_output:
     _ = decisions | "Audit" >> AuditLog(opts.audit_output)
   if opts.progress_interval > 0:
@@ -80,11 +82,16 @@ def run(argv: Optional[List[str]] = None, out=sys.stdout) -> Optional[RunSummary
 
   Returns None when the runner reports no metrics (e.g. a Dataflow `--dry_run`).
   """
-  options = PipelineOptions(argv)
-  options.view_as(SetupOptions).save_main_session = False
+  def fresh_options():
+    # Portable runners clear the runner option they were given, so each pipeline needs its own.
+    options = PipelineOptions(argv)
+    options.view_as(SetupOptions).save_main_session = False
+    return options
+
+  options = fresh_options()
   opts = options.view_as(AgentflowOptions)
   if opts.knowledge:
-    ks = ingest_knowledge(options)
+    ks = ingest_knowledge(fresh_options())
     print(ks.format("knowledge ingestion", outputs="stored"), file=out)
   start = time.monotonic()
   p = beam.Pipeline(options=options)

@@ -16,7 +16,7 @@ def test_dataflow_dry_run_translates_the_graph(tmp_path):
   options = PipelineOptions([
       "--runner", "DataflowRunner", "--dry_run=True", "--no_auth", "--project", "demo-project",
       "--region", "us-central1", "--temp_location", "gs://demo-bucket/tmp",
-      "--input", "gs://demo-bucket/events/*.jsonl", "--output", "gs://demo-bucket/out/decisions.jsonl",
+      "--input", "gs://demo-bucket/events/*.jsonl", "--decisions_output", "gs://demo-bucket/out/decisions.jsonl",
       "--dead_letter_output", "gs://demo-bucket/out/dead.jsonl", "--store", f"local:{tmp_path}/s",
       "--top_k", "7", "--answer_threshold", "0.5", "--progress_interval", "0"])
   p = beam.Pipeline(options=options)

@@ -31,7 +31,7 @@ def _lines(path):
 def example_run(tmp_path_factory):
   out = tmp_path_factory.mktemp("run")
   argv = ["--input", EVENTS, "--knowledge", KNOWLEDGE, "--store", f"local:{out}/store",
-          "--output", str(out / "decisions.jsonl"), "--dead_letter_output", str(out / "dead.jsonl"),
+          "--decisions_output", str(out / "decisions.jsonl"), "--dead_letter_output", str(out / "dead.jsonl"),
           "--summary_output", str(out / "summary.json"), "--metrics_output", str(out / "metrics.prom"),
           "--audit_output", str(out / "audit"), "--runner", "DirectRunner",
           "--progress_interval", "0"]
@@ -122,7 +122,7 @@ def test_cli_runs_the_main_job(tmp_path):
   env = dict(os.environ, PYTHONPATH=ROOT)
   proc = subprocess.run(
       [sys.executable, "-m", "agentflow.cli", "run", "--input", str(events), "--knowledge", KNOWLEDGE,
-       "--store", f"local:{tmp_path}/store", "--output", str(tmp_path / "d.jsonl"),
+       "--store", f"local:{tmp_path}/store", "--decisions_output", str(tmp_path / "d.jsonl"),
        "--dead_letter_output", str(tmp_path / "dl.jsonl"), "--progress_interval", "0.001"],
       capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -87,7 +87,7 @@ def test_pipeline_runs_with_tfhub_model(saved_model, tmp_path):
                                           "timestamp": 1772442900 + i})
                               for i, t in enumerate(["cancel my plan please", "export my notes to pdf"])))
   summary = run(["--input", str(events), "--knowledge", str(kb), "--model", f"tfhub:{saved_model}",
-                 "--store", f"local:{tmp_path}/store", "--output", str(tmp_path / "d.jsonl"),
+                 "--store", f"local:{tmp_path}/store", "--decisions_output", str(tmp_path / "d.jsonl"),
                  "--dead_letter_output", str(tmp_path / "dl.jsonl"), "--progress_interval", "0"],
                 out=open(os.devnull, "w"))
   assert summary.accounted and summary.decisions == 2

@@ -1,0 +1,106 @@
+"""Real services for tests, started from the project's own runner profiles (Maven Central jars).
+
+Each helper starts a process on a free loopback port and stops it on exit.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def wait_for_port(port, proc, log_path, timeout=120):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if proc.poll() is not None:
+      raise RuntimeError(f"process exited ({proc.returncode}): {open(log_path).read()[-3000:]}")
+    try:
+      socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+      return
+    except OSError:
+      time.sleep(0.3)
+  raise RuntimeError(f"port {port} not open after {timeout}s: {open(log_path).read()[-3000:]}")
+
+
+def java_available():
+  return shutil.which("java") is not None and shutil.which("mvn") is not None
+
+
+def launcher(name):
+  """Path of runners/<name>/launcher.jar, resolving the jars from Maven Central on first use."""
+  out = subprocess.run([os.path.join(ROOT, "runners", "jars.sh"), name], capture_output=True, text=True,
+                       timeout=900)
+  if out.returncode != 0:
+    raise RuntimeError(f"runners/jars.sh {name} failed: {out.stderr[-3000:]}")
+  return out.stdout.strip().splitlines()[-1]
+
+
+class Service:
+  """A subprocess that is stopped (then killed) on exit."""
+
+  def __init__(self, args, log_path, port, cwd=None):
+    self.args, self.log_path, self.port, self.cwd = args, log_path, port, cwd
+
+  def __enter__(self):
+    self.log = open(self.log_path, "w")
+    self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.cwd)
+    wait_for_port(self.port, self.proc, self.log_path)
+    return self
+
+  def __exit__(self, *exc):
+    self.proc.terminate()
+    try:
+      self.proc.wait(20)
+    except subprocess.TimeoutExpired:
+      self.proc.kill()
+    self.log.close()
+
+
+def kafka_broker(workdir):
+  """A single-node Kafka broker in KRaft mode (broker + controller) on loopback."""
+  port, controller = free_port(), free_port()
+  data = os.path.join(workdir, "kafka-data")
+  props = os.path.join(workdir, "server.properties")
+  with open(props, "w") as f:
+    f.write("\n".join([
+        "process.roles=broker,controller", "node.id=1",
+        f"controller.quorum.voters=1@127.0.0.1:{controller}",
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names=CONTROLLER",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        f"log.dirs={data}", "num.partitions=1", "offsets.topic.replication.factor=1",
+        "transaction.state.log.replication.factor=1", "transaction.state.log.min.isr=1",
+        "group.initial.rebalance.delay.ms=0", "auto.create.topics.enable=true", ""]))
+  jar = launcher("kafka")
+  lib = os.path.join(os.path.dirname(jar), "lib", "*")
+  fmt = subprocess.run(["java", "-cp", lib, "kafka.tools.StorageTool", "format", "-t", uuid.uuid4().hex[:22],
+                        "-c", props], capture_output=True, text=True, timeout=120)
+  if fmt.returncode != 0:
+    raise RuntimeError(f"kafka storage format failed: {fmt.stdout[-2000:]} {fmt.stderr[-2000:]}")
+  service = Service(["java", "-jar", jar, props], os.path.join(workdir, "kafka.log"), port)
+  service.bootstrap = f"127.0.0.1:{port}"
+  return service
+
+
+def expansion_service(workdir):
+  """Beam's Java expansion service with the Kafka IO on its classpath.
+
+  Its transforms get the EMBEDDED environment: the Flink job server runs them in its own
+  JVM (runners/flink has the same Kafka IO jars), so no Docker Java SDK container is needed.
+  """
+  port = free_port()
+  service = Service(["java", "-jar", launcher("expansion"), str(port), "--javaClassLookupAllowlistFile=*",
+                     "--defaultEnvironmentType=EMBEDDED"],
+                    os.path.join(workdir, "expansion.log"), port)
+  service.address = f"127.0.0.1:{port}"
+  return service

@@ -1,0 +1,45 @@
+"""agentflow's flags live beside Beam's: none may be a prefix of a Beam flag.
+
+Beam's portable runners re-parse pipeline options with argparse abbreviations, so a
+flag like `--output` silently became `--output_executable_path` on Flink (the job was
+written to a jar instead of run).
+"""
+import argparse
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from agentflow.options import AgentflowOptions
+
+
+def _flags(cls):
+  parser = argparse.ArgumentParser(add_help=False)
+  cls._add_argparse_args(parser)
+  return {s for a in parser._actions for s in a.option_strings if s.startswith("--")}
+
+
+def _all_subclasses(cls):
+  for sub in cls.__subclasses__():
+    yield sub
+    yield from _all_subclasses(sub)
+
+
+def test_no_flag_is_a_prefix_of_a_beam_flag():
+  import apache_beam.runners.portability.flink_runner  # noqa: F401  (registers Flink options)
+  import apache_beam.runners.portability.prism_runner  # noqa: F401
+  beam_flags = set()
+  for cls in _all_subclasses(PipelineOptions):
+    if cls is not AgentflowOptions:
+      try:
+        beam_flags |= _flags(cls)
+      except argparse.ArgumentError:
+        continue
+  assert len(beam_flags) > 100
+  ours = _flags(AgentflowOptions)
+  clashes = {o: sorted(b for b in beam_flags if b.startswith(o)) for o in ours}
+  assert {o: c for o, c in clashes.items() if c} == {}
+
+
+def test_defaults_parse():
+  opts = PipelineOptions(["--input", "x.jsonl"]).view_as(AgentflowOptions)
+  assert (opts.input, opts.decisions_output, opts.store, opts.top_k) == (
+      "x.jsonl", "decisions.jsonl", "local:.agentflow/store", 5)
