@@ -44,8 +44,8 @@ def raw_encode(texts, batch):
   return len(texts) / (time.perf_counter() - t0)
 
 
-def graph(events, batch, workdir):
-  handler = SentenceTransformerHandler(encode_batch_size=batch)
+def graph(events, batch, workdir, min_batch=256, max_batch=1024):
+  handler = SentenceTransformerHandler(encode_batch_size=batch, min_batch_size=min_batch, max_batch_size=max_batch)
   store = LocalVectorStore(os.path.join(workdir, "store"), handler.dimension)
   with beam.Pipeline() as p:
     _ = p | beam.io.ReadFromText(KNOWLEDGE) | IngestKnowledge(handler, store)
@@ -79,12 +79,14 @@ def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__)
   ap.add_argument("--events", type=int, default=10_000)
   ap.add_argument("--batch", type=int, default=64)
+  ap.add_argument("--min_batch", type=int, default=256, help="RunInference min batch (handler default)")
+  ap.add_argument("--max_batch", type=int, default=1024, help="RunInference max batch (handler default)")
   args = ap.parse_args(argv)
   events = make_events(args.events)
   texts = texts_of(events)
   with tempfile.TemporaryDirectory() as d:
     raw1 = raw_encode(texts, args.batch)
-    ours = graph(events, args.batch, d)
+    ours = graph(events, args.batch, d, args.min_batch, args.max_batch)
     theirs = mltransform(texts, args.batch, d)
     raw2 = raw_encode(texts, args.batch)
   raw = (raw1 + raw2) / 2

@@ -37,15 +37,16 @@ def _read_dimension(path: str) -> int:
 class SentenceTransformerHandler(EmbeddingModelHandler):
   """Embeds text with a local sentence-transformers model on CPU (or `device`).
 
-  RunInference hands over up to `max_batch_size` texts at once; the model encodes them
-  in `encode_batch_size` chunks after sorting by length, so large RunInference batches
-  mean less padding per forward pass.
+  RunInference hands over `min_batch_size`..`max_batch_size` texts at once (fewer at the
+  end of a bundle); the model encodes them in `encode_batch_size` chunks after sorting by
+  length, so large RunInference batches mean less padding per forward pass. Beam's
+  adaptive batching would otherwise start at one text per call.
   """
 
   def __init__(self, model_path: Optional[str] = None, device: str = "cpu",
-               min_batch_size: int = 1, max_batch_size: int = 256, encode_batch_size: int = 64,
+               min_batch_size: int = 256, max_batch_size: int = 1024, encode_batch_size: int = 64,
                max_batch_duration_secs: Optional[int] = None, large_model: bool = False):
-    super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size,
+    super().__init__(min_batch_size=min(min_batch_size, max_batch_size), max_batch_size=max_batch_size,
                      max_batch_duration_secs=max_batch_duration_secs, large_model=large_model)
     self._path = os.path.abspath(model_path) if model_path else default_model_path()
     self._name = (os.path.basename(self._path.rstrip("/")) if model_path

@@ -1,0 +1,99 @@
+"""Streaming latency on the Pub/Sub emulator: event published -> decision received, at a fixed rate.
+
+  python benchmarks/streaming_latency.py [--rate 50] [--events 1000] [--warmup 100]
+
+Starts the Pub/Sub emulator, ingests the support knowledge base, starts `agentflow run
+--streaming` (DirectRunner) reading a subscription and publishing decisions to a topic,
+publishes events at `--rate` per second and records, per event, the time from publish to
+the decision arriving at a subscriber in this process. Goal: p99 < 250 ms at 50 events/s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from common import bar_plot, percentiles, save  # noqa: E402
+from pubsub_emulator import PubSubEmulator, emulator_jar  # noqa: E402
+from texts import make_events  # noqa: E402
+
+PROJECT = "agentflow-bench"
+KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
+
+
+def main(argv=None):
+  ap = argparse.ArgumentParser(description=__doc__)
+  ap.add_argument("--rate", type=float, default=50.0)
+  ap.add_argument("--events", type=int, default=1000)
+  ap.add_argument("--warmup", type=int, default=100)
+  args = ap.parse_args(argv)
+  if emulator_jar() is None:
+    sys.exit("the Pub/Sub emulator (Cloud SDK component) and java are required")
+  work = tempfile.mkdtemp()
+  with PubSubEmulator(os.path.join(work, "emulator.log")) as host:
+    os.environ["PUBSUB_EMULATOR_HOST"] = host
+    from google.cloud import pubsub_v1
+    pub, sub = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    paths = {}
+    for name in ("bench-in", "bench-out", "bench-dead"):
+      topic = pub.create_topic(name=pub.topic_path(PROJECT, name)).name
+      paths[name] = (topic, sub.create_subscription(name=sub.subscription_path(PROJECT, name + "-sub"),
+                                                    topic=topic).name)
+    env = dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE="1")
+    store = f"local:{work}/store"
+    subprocess.run([sys.executable, "-m", "agentflow.cli", "ingest", "--knowledge", KNOWLEDGE, "--store", store,
+                    "--dead_letter_output", os.path.join(work, "dl")], check=True, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job = subprocess.Popen([sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--input_subscription",
+                            paths["bench-in"][1], "--output_topic", paths["bench-out"][0], "--dead_letter_topic",
+                            paths["bench-dead"][0], "--store", store, "--progress_interval", "0"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "job.log"), "w"))
+    sent, received = {}, {}
+    done = threading.Event()
+
+    def on_message(message):
+      received.setdefault(json.loads(message.data)["event_id"], time.time())
+      message.ack()
+
+    future = sub.subscribe(paths["bench-out"][1], callback=on_message)
+    try:
+      total = args.warmup + args.events
+      events = make_events(total, seed=3)
+      start = time.time()
+      for i, e in enumerate(events):
+        due = start + i / args.rate
+        time.sleep(max(0.0, due - time.time()))
+        sent[json.loads(e)["event_id"]] = time.time()
+        pub.publish(paths["bench-in"][0], e.encode())
+      deadline = time.time() + 120
+      while len(received) < total and time.time() < deadline:
+        time.sleep(0.2)
+    finally:
+      done.set()
+      future.cancel()
+      job.terminate()
+      job.wait(30)
+  measured = [json.loads(e)["event_id"] for e in events[args.warmup:]]
+  lat = [(received[i] - sent[i]) * 1000 for i in measured if i in received]
+  missing = len(measured) - len(lat)
+  p = percentiles(lat, (50, 90, 99))
+  print(f"rate {args.rate}/s, {len(lat)} events measured after {args.warmup} warm-up, {missing} missing")
+  print(f"event -> decision latency: p50 {p['p50']:.0f} ms, p90 {p['p90']:.0f} ms, p99 {p['p99']:.0f} ms")
+  print(f"ratio goal(250 ms)/p99 = {250.0 / p['p99']:.3f}  (>= 1 meets the goal)")
+  save("streaming_latency", {"rate": args.rate, "events": len(lat), "missing": missing, **p})
+  bar_plot("streaming_latency", f"Pub/Sub emulator, DirectRunner, {args.rate:g} events/s", ["p50", "p90", "p99"],
+           {"latency ms": [p["p50"], p["p90"], p["p99"]]}, "ms", hline=(250.0, "goal p99 < 250 ms"))
+
+
+if __name__ == "__main__":
+  main()
