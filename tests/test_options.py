@@ -43,3 +43,11 @@ def test_defaults_parse():
   opts = PipelineOptions(["--input", "x.jsonl"]).view_as(AgentflowOptions)
   assert (opts.input, opts.decisions_output, opts.store, opts.top_k) == (
       "x.jsonl", "decisions.jsonl", "local:.agentflow/store", 5)
+
+
+def test_readme_documents_every_flag():
+  import os
+  import re
+  readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")).read()
+  table = {m for m in re.findall(r"`(--[a-z_]+)`", readme)}
+  assert _flags(AgentflowOptions) - table == set()
