@@ -10,7 +10,8 @@ from agentflow.knowledge import IngestKnowledge, parse_knowledge
 from agentflow.models import (CachingEmbeddingHandler, EmbeddingModelHandler, SentenceTransformerHandler,
                               model_from_spec)
 from agentflow.options import AgentflowOptions
-from agentflow.policies import DecisionPolicy, RetrievalAnswerPolicy
+from agentflow.policies import (AnomalyThresholdPolicy, DecisionPolicy, RetrievalAnswerPolicy,
+                                SimilarityRoutingPolicy)
 from agentflow.preprocess import InvalidEvent, Preprocess, PreprocessConfig, parse_event
 from agentflow.retrieve import Retrieve, RetrieveConfig
 from agentflow.stage import DeadLetterError, RetryPolicy
@@ -23,7 +24,7 @@ from agentflow.upsert import UpsertConfig, VectorUpsert
 __version__ = "0.1.0"
 
 __all__ = [
-    "AgentEvent", "AgentGraph", "CachingEmbeddingHandler", "AgentflowOptions", "DeadLetter", "DeadLetterError", "Decide",
+    "AgentEvent", "AgentGraph", "AnomalyThresholdPolicy", "CachingEmbeddingHandler", "SimilarityRoutingPolicy", "AgentflowOptions", "DeadLetter", "DeadLetterError", "Decide",
     "Decision", "DecisionPolicy", "Document", "Embed", "EmbeddingModelHandler", "GraphConfig", "Hit",
     "IngestKnowledge", "InvalidEvent", "LocalStoreConfig", "LocalVectorStore", "Preprocess",
     "PreprocessConfig", "QueryFilter", "Retrieval", "RetrievalAnswerPolicy", "Retrieve",

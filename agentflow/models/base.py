@@ -53,7 +53,7 @@ class EmbeddingModelHandler(ModelHandler[str, PredictionResult, object], abc.ABC
     return [PredictionResult(x, v, self.model_id) for x, v in zip(batch, vectors)]
 
   def get_num_bytes(self, batch) -> int:
-    return sum(len(t.encode("utf-8")) for t in batch)
+    return sum(len(x.encode("utf-8")) if isinstance(x, str) else np.asarray(x).nbytes for x in batch)
 
 
 def model_from_spec(spec: str, **kwargs) -> EmbeddingModelHandler:

@@ -1,5 +1,8 @@
 """Decision policies for `Decide`."""
+from agentflow.policies.anomaly import ALERT, OK, AnomalyThresholdPolicy
 from agentflow.policies.base import DecisionPolicy
 from agentflow.policies.retrieval_answer import ESCALATE, REPLY, RetrievalAnswerPolicy
+from agentflow.policies.routing import ROUTE, SimilarityRoutingPolicy
 
-__all__ = ["DecisionPolicy", "ESCALATE", "REPLY", "RetrievalAnswerPolicy"]
+__all__ = ["ALERT", "AnomalyThresholdPolicy", "DecisionPolicy", "ESCALATE", "OK", "REPLY", "ROUTE",
+           "RetrievalAnswerPolicy", "SimilarityRoutingPolicy"]

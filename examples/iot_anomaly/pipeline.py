@@ -71,7 +71,7 @@ def run(argv=None):
   ap = argparse.ArgumentParser(description=__doc__)
   ap.add_argument("--out", default="iot_out")
   ap.add_argument("--store", default=None, help="store URI (default: local:OUT/store)")
-  ap.add_argument("--threshold", type=float, default=0.02)
+  ap.add_argument("--threshold", type=float, default=0.002)
   args, beam_args = ap.parse_known_args(argv)
   os.makedirs(args.out, exist_ok=True)
   handler = SeriesEmbeddingHandler(points=30, channels=2, scale="level", reference=REFERENCE)

@@ -67,7 +67,7 @@ def run(argv=None):
   ap = argparse.ArgumentParser(description=__doc__)
   ap.add_argument("--out", default="trading_out")
   ap.add_argument("--store", default=None, help="store URI (default: local:OUT/store)")
-  ap.add_argument("--min_similarity", type=float, default=0.97)
+  ap.add_argument("--min_similarity", type=float, default=0.98)
   args, beam_args = ap.parse_known_args(argv)
   os.makedirs(args.out, exist_ok=True)
   handler = SeriesEmbeddingHandler(points=WINDOW_MIN)
