@@ -55,7 +55,15 @@ class PreprocessConfig:
 
 
 def normalize_text(text: str) -> str:
-  """NFKC, drop control/zero-width characters, collapse whitespace."""
+  """NFKC, drop control/zero-width characters, collapse whitespace.
+
+  Raises `InvalidEvent("invalid_unicode")` for lone surrogates, which JSON's `\\ud800`
+  escapes can produce but UTF-8 (and so every sink and store) cannot hold.
+  """
+  try:
+    text.encode("utf-8")
+  except UnicodeEncodeError as e:
+    raise InvalidEvent("invalid_unicode", f"text holds an unpaired surrogate at {e.start}") from None
   text = unicodedata.normalize("NFKC", text)
   text = _CONTROL.sub(" ", text)
   return _SPACE.sub(" ", text).strip()
@@ -200,9 +208,9 @@ def _payload_text(raw) -> str:
   if isinstance(raw, (bytes, bytearray)):
     return bytes(raw).decode("utf-8", errors="backslashreplace")
   if isinstance(raw, str):
-    return raw
+    return raw.encode("utf-8", "backslashreplace").decode("utf-8")
   try:
-    return json.dumps(raw, ensure_ascii=False, default=str)
+    return json.dumps(raw, ensure_ascii=True, default=str)
   except (TypeError, ValueError):
     return repr(raw)
 

@@ -36,6 +36,9 @@ def _ev(**kw):
     (_ev(attributes={str(i): i for i in range(65)}), "too_many_attributes"),
     (_ev(colour="red"), "unknown_field"),
     ("[" * 100000 + "]" * 100000, "invalid_json"),
+    ('{"session_id": "s", "text": "a\\ud800b", "timestamp": 1}', "invalid_unicode"),
+    ('{"session_id": "s\\udfff", "text": "ok", "timestamp": 1}', "invalid_unicode"),
+    ('{"session_id": "s", "text": "ok", "timestamp": 1, "attributes": {"k": "\\ud800"}}', "invalid_unicode"),
 ])
 def test_invalid_events_have_reasons(raw, reason):
   with pytest.raises(InvalidEvent) as e:
@@ -97,3 +100,13 @@ def test_trace_id_from_traceparent_or_derived():
   a, b = parse_event(_ev(event_id="x")), parse_event(_ev(event_id="x"))
   assert a.trace_id == b.trace_id and len(a.trace_id) == 32
   assert parse_event(_ev(event_id="y")).trace_id != a.trace_id
+
+
+def test_dead_letter_payloads_are_always_valid_utf8():
+  from agentflow.preprocess import PreprocessConfig, _PreprocessFn
+  fn = _PreprocessFn(PreprocessConfig())
+  fn.setup()
+  outs = [o for raw in ("bad\ud800json", {"text": "\udfff"}) for o in fn.process(raw)]
+  assert [o.value.reason for o in outs] == ["invalid_json", "missing_field"]
+  for o in outs:
+    o.value.to_json().encode("utf-8")
