@@ -1,8 +1,10 @@
 """Decision policies for `Decide`."""
 from agentflow.policies.anomaly import ALERT, OK, AnomalyThresholdPolicy
 from agentflow.policies.base import DecisionPolicy
+from agentflow.policies.llm import LLMPolicy, OpenAICompatibleHandler
 from agentflow.policies.retrieval_answer import ESCALATE, REPLY, RetrievalAnswerPolicy
 from agentflow.policies.routing import ROUTE, SimilarityRoutingPolicy
 
-__all__ = ["ALERT", "AnomalyThresholdPolicy", "DecisionPolicy", "ESCALATE", "OK", "REPLY", "ROUTE",
+__all__ = ["ALERT", "AnomalyThresholdPolicy", "DecisionPolicy", "ESCALATE", "LLMPolicy", "OK",
+           "OpenAICompatibleHandler", "REPLY", "ROUTE",
            "RetrievalAnswerPolicy", "SimilarityRoutingPolicy"]
