@@ -9,7 +9,10 @@ import time
 from typing import Iterable, List, Tuple
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
+
+from agentflow.stage import NAMESPACE, StageCounters
 
 
 class BatchingDoFn(beam.DoFn):
@@ -52,3 +55,29 @@ class BatchingDoFn(beam.DoFn):
 
   def observe_latency(self, millis: float) -> None:
     """Hook for per-batch latency metrics."""
+
+
+class StoreBatchingDoFn(BatchingDoFn):
+  """A `BatchingDoFn` that talks to a `VectorStore`: opens it in setup, closes it in
+  teardown, and keeps the stage's counters (inputs, per-batch latency, retries)."""
+
+  stage = "store"
+
+  def __init__(self, store, config):
+    super().__init__(config.batch_size)
+    self.store, self.config = store, config
+
+  def setup(self):
+    self.counters = StageCounters(self.stage)
+    self.retries = Metrics.counter(NAMESPACE, f"{self.stage}.retries")
+    self.store.open()
+
+  def teardown(self):
+    self.store.close()
+
+  def process(self, element, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
+    self.counters.inputs.inc()
+    yield from super().process(element, timestamp, window)
+
+  def observe_latency(self, millis):
+    self.counters.latency_us.update(int(millis * 1000))

@@ -9,8 +9,8 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from agentflow.batching import BatchingDoFn
-from agentflow.stage import DEAD_LETTER, MAIN, NAMESPACE, RetryPolicy, Stage, StageCounters
+from agentflow.batching import StoreBatchingDoFn
+from agentflow.stage import DEAD_LETTER, MAIN, NAMESPACE, RetryPolicy, Stage
 from agentflow.stores.base import QueryFilter, VectorStore
 from agentflow.types import KIND_KNOWLEDGE, Retrieval
 
@@ -40,27 +40,12 @@ class RetrieveConfig:
         until=event.timestamp + 1e-6 if self.window_s is not None else None)
 
 
-class _RetrieveFn(BatchingDoFn):
-
-  def __init__(self, store: VectorStore, config: RetrieveConfig):
-    super().__init__(config.batch_size)
-    self.store, self.config = store, config
+class _RetrieveFn(StoreBatchingDoFn):
+  stage = "retrieve"
 
   def setup(self):
-    self.counters = StageCounters("retrieve")
-    self.retries = Metrics.counter(NAMESPACE, "retrieve.retries")
+    super().setup()
     self.empty = Metrics.counter(NAMESPACE, "retrieve.no_hits")
-    self.store.open()
-
-  def teardown(self):
-    self.store.close()
-
-  def process(self, element, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
-    self.counters.inputs.inc()
-    yield from super().process(element, timestamp, window)
-
-  def observe_latency(self, millis):
-    self.counters.latency_us.update(int(millis * 1000))
 
   def handle_batch(self, events):
     groups = defaultdict(list)

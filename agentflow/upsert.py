@@ -4,11 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
-from agentflow.batching import BatchingDoFn
-from agentflow.stage import DEAD_LETTER, MAIN, NAMESPACE, RetryPolicy, Stage, StageCounters
-from agentflow.stores.base import StoreError, VectorStore
+from agentflow.batching import StoreBatchingDoFn
+from agentflow.stage import DEAD_LETTER, MAIN, RetryPolicy, Stage
+from agentflow.stores.base import VectorStore
 
 
 @dataclass(frozen=True)
@@ -22,26 +21,8 @@ def _retryable(e: Exception) -> bool:
   return not isinstance(e, (ValueError, TypeError)) and getattr(e, "retryable", True)
 
 
-class _UpsertFn(BatchingDoFn):
-
-  def __init__(self, store: VectorStore, config: UpsertConfig):
-    super().__init__(config.batch_size)
-    self.store, self.config = store, config
-
-  def setup(self):
-    self.counters = StageCounters("upsert")
-    self.retries = Metrics.counter(NAMESPACE, "upsert.retries")
-    self.store.open()
-
-  def teardown(self):
-    self.store.close()
-
-  def process(self, element, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
-    self.counters.inputs.inc()
-    yield from super().process(element, timestamp, window)
-
-  def observe_latency(self, millis):
-    self.counters.latency_us.update(int(millis * 1000))
+class _UpsertFn(StoreBatchingDoFn):
+  stage = "upsert"
 
   def handle_batch(self, events):
     try:

@@ -1,7 +1,5 @@
 """Model rollout without restart: a side input swaps the model mid-stream; events carry the version."""
 import json
-import math
-import os
 import shutil
 
 import apache_beam as beam

@@ -5,7 +5,6 @@ Central by the runner profiles under runners/ (first use takes a minute or two).
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 

@@ -5,9 +5,9 @@ import apache_beam as beam
 import numpy as np
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
-from apache_beam.testing.util import assert_that, equal_to, is_not_empty
+from apache_beam.testing.util import assert_that, equal_to
 
-from agentflow import (AgentEvent, Decide, DeadLetterError, Embed, Preprocess, Retrieve,
+from agentflow import (AgentEvent, Decide, Embed, Preprocess, Retrieve,
                        RetrieveConfig, RetrievalAnswerPolicy, VectorUpsert)
 from agentflow.models.base import EmbeddingModelHandler
 from agentflow.policies.base import DecisionPolicy
