@@ -16,6 +16,7 @@ EXTRAS = {
     "pubsub": ["google-cloud-pubsub>=2.20,<3"],
     "redis": ["redis>=5"],
     "bench": ["matplotlib>=3.8"],
+    "otlp": ["opentelemetry-sdk>=1.20", "opentelemetry-exporter-otlp-proto-http>=1.20"],
     "tfhub": ["tensorflow-cpu>=2.16,<3", "tensorflow-hub>=0.16,<1", "setuptools<81"],
     "test": ["pytest>=8", "hypothesis>=6.100", "cryptography>=42", "redis>=5", "kafka-python>=2.0"],
 }

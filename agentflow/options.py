@@ -61,5 +61,7 @@ class AgentflowOptions(PipelineOptions):
                         help="Directory of the audit hash chain; each run appends a segment.")
     parser.add_argument("--metrics_output", default=None,
                         help="Write the run's metrics here in Prometheus text format.")
+    parser.add_argument("--otlp_endpoint", default=None,
+                        help="Push the run's metrics to this OpenTelemetry collector (OTLP/HTTP, e.g. http://host:4318).")
     parser.add_argument("--progress_interval", type=float, default=5.0,
                         help="Seconds between progress lines on stderr (0 disables).")

@@ -114,6 +114,9 @@ def run(argv: Optional[List[str]] = None, out=sys.stdout) -> Optional[RunSummary
   if opts.metrics_output:
     with open(opts.metrics_output, "w") as f:
       f.write(summary.prometheus())
+  if opts.otlp_endpoint:
+    from agentflow.otlp import export_summary
+    export_summary(summary, opts.otlp_endpoint)
   return summary
 
 
