@@ -20,7 +20,7 @@ class AgentflowOptions(PipelineOptions):
     parser.add_argument("--pubsub_id_attribute", default="",
                         help="Pub/Sub attribute holding a unique message id, used by Dataflow to dedupe.")
     parser.add_argument("--output_topic", default="",
-                        help="Pub/Sub topic for decisions (instead of --output).")
+                        help="Pub/Sub topic for decisions (instead of --decisions_output).")
     parser.add_argument("--dead_letter_topic", default="",
                         help="Pub/Sub topic for dead letters (instead of --dead_letter_output).")
     parser.add_argument("--kafka_bootstrap", default="",

@@ -13,7 +13,8 @@ import time
 from typing import List, Optional, Tuple
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOptions, SetupOptions,
+                                                  StandardOptions)
 
 if __package__ in (None, ""):
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -93,6 +94,9 @@ def run(argv: Optional[List[str]] = None, out=sys.stdout) -> Optional[RunSummary
 
   options = fresh_options()
   opts = options.view_as(AgentflowOptions)
+  if opts.knowledge and options.view_as(GoogleCloudOptions).template_location:
+    raise ValueError("--knowledge cannot be used in a template launch (it is a second pipeline); "
+                     "ingest it once with `agentflow ingest --knowledge FILE --store URI`")
   if opts.knowledge:
     ks = ingest_knowledge(fresh_options())
     print(ks.format("knowledge ingestion", outputs="stored"), file=out)
@@ -101,6 +105,9 @@ def run(argv: Optional[List[str]] = None, out=sys.stdout) -> Optional[RunSummary
   build(p, opts)
   result = p.run()
   result.wait_until_finish()
+  if not getattr(result, "has_job", True):
+    print("job written for a template launch; Dataflow runs it", file=out)
+    return None
   try:
     summary = RunSummary.from_result(result, elapsed_s=time.monotonic() - start)
   except NotImplementedError:

@@ -142,3 +142,8 @@ def test_several_processes_write_and_read(tmp_path):
     for w in range(4):
       d = _docs(200, seed=w, prefix=f"w{w}-")[123]
       assert s.query(np.stack([d.vector]), 1)[0][0].id == d.id
+
+
+def test_unknown_store_scheme_is_a_clear_error():
+  with pytest.raises(ValueError, match="scheme 'nosuch' is not available"):
+    store_from_uri("nosuch:somewhere", DIM)

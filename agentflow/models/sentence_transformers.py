@@ -48,12 +48,14 @@ class SentenceTransformerHandler(EmbeddingModelHandler):
                max_batch_duration_secs: Optional[int] = None, large_model: bool = False):
     super().__init__(min_batch_size=min(min_batch_size, max_batch_size), max_batch_size=max_batch_size,
                      max_batch_duration_secs=max_batch_duration_secs, large_model=large_model)
-    self._path = os.path.abspath(model_path) if model_path else default_model_path()
+    # None means the packaged default, located again on each worker (site-packages differ).
+    self._path = os.path.abspath(model_path) if model_path else None
     self._name = (os.path.basename(self._path.rstrip("/")) if model_path
                   else "sentence-transformers/all-MiniLM-L6-v2")
-    if not os.path.isdir(self._path):
-      raise ValueError(f"model directory {self._path} does not exist")
-    self._dimension = _read_dimension(self._path)
+    local = self._path or default_model_path()
+    if not os.path.isdir(local):
+      raise ValueError(f"model directory {local} does not exist")
+    self._dimension = _read_dimension(local)
     self._device = device
     self._encode_batch_size = encode_batch_size
 
@@ -83,7 +85,7 @@ class SentenceTransformerHandler(EmbeddingModelHandler):
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()
     from sentence_transformers import SentenceTransformer
-    return SentenceTransformer(self._path, device=self._device, local_files_only=True)
+    return SentenceTransformer(self._path or default_model_path(), device=self._device, local_files_only=True)
 
   def embed(self, model, texts: Sequence[str]) -> np.ndarray:
     return np.asarray(model.encode(list(texts), batch_size=self._encode_batch_size, convert_to_numpy=True,

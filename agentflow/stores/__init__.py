@@ -5,12 +5,14 @@ A bare path means `local:`.
 """
 from __future__ import annotations
 
+import re
 from typing import Callable, Dict
 
 from agentflow.stores.base import QueryFilter, StoreError, VectorStore
 
 StoreFactory = Callable[[str, int], VectorStore]
 _SCHEMES: Dict[str, StoreFactory] = {}
+_UNAVAILABLE: Dict[str, str] = {}
 
 
 def register_store_scheme(scheme: str, factory: StoreFactory) -> None:
@@ -22,8 +24,12 @@ def store_from_uri(uri: str, dimension: int) -> VectorStore:
   """Build (not open) the store a `--store` URI names."""
   _register_builtin()
   scheme, sep, rest = uri.partition(":")
-  if not sep or scheme not in _SCHEMES or len(scheme) == 1:  # bare path (or a Windows drive)
-    scheme, rest = "local", uri
+  if not sep or len(scheme) == 1 or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
+    scheme, rest = "local", uri  # a bare path (or a Windows drive)
+  if scheme not in _SCHEMES:
+    why = f": {_UNAVAILABLE[scheme]}" if scheme in _UNAVAILABLE else ""
+    raise ValueError(f"store URI {uri!r}: scheme {scheme!r} is not available{why} "
+                     f"(known: {', '.join(sorted(_SCHEMES))})")
   return _SCHEMES[scheme](rest, dimension)
 
 
@@ -34,7 +40,8 @@ def _register_builtin() -> None:
   if "vespa" not in _SCHEMES:
     try:
       from agentflow.stores.vespa import vespa_store_from_uri
-    except ImportError:
+    except ImportError as e:
+      _UNAVAILABLE["vespa"] = str(e)
       return
     register_store_scheme("vespa", vespa_store_from_uri)
 
