@@ -7,12 +7,12 @@ import apache_beam as beam
 
 from agentflow.batching import StoreBatchingDoFn
 from agentflow.stage import DEAD_LETTER, MAIN, RetryPolicy, Stage
-from agentflow.stores.base import VectorStore
+from agentflow.stores.base import StoreError, TransientReason, VectorStore
 
 
 @dataclass(frozen=True)
 class UpsertConfig:
-  """Batch size and retry policy; after the last retry a batch is dead-lettered, not dropped."""
+  """Batch size and retry policy; what is still unwritten after the last retry is dead-lettered, not dropped."""
   batch_size: int = 64
   retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -21,24 +21,64 @@ def _retryable(e: Exception) -> bool:
   return not isinstance(e, (ValueError, TypeError)) and getattr(e, "retryable", True)
 
 
-class _UpsertFn(StoreBatchingDoFn):
+class UpsertFn(StoreBatchingDoFn):
+  """Writes batches; retries documents the store calls transient, dead-letters the rest with reasons.
+
+  Subclasses change what is written by overriding `document` and `dead_letter`.
+  """
   stage = "upsert"
+
+  def document(self, element):
+    return element.to_document()
+
+  def dead_letter(self, reason, error, element):
+    return self.counters.event_dead_letter(reason, error, element)
 
   def handle_batch(self, events):
     try:
-      results = self.config.retry.call(lambda: self.store.upsert([e.to_document() for e in events]),
-                                       retryable=_retryable, on_retry=lambda _: self.retries.inc())
-    except Exception as e:  # pylint: disable=broad-except
-      reason = "invalid_document" if isinstance(e, (ValueError, TypeError)) else "store_unavailable"
-      for i, event in enumerate(events):
-        yield i, self.counters.event_dead_letter(reason, f"{type(e).__name__}: {e}", event)
+      docs = [self.document(e) for e in events]
+    except (ValueError, TypeError, AttributeError):
+      yield from self._one_by_one(events)
       return
-    for i, (event, error) in enumerate(zip(events, results)):
-      if error is None:
+    results = [None] * len(events)
+    pending = list(range(len(events)))
+
+    def write():
+      nonlocal pending
+      for i, error in zip(pending, self.store.upsert([docs[i] for i in pending])):
+        results[i] = error
+      pending = [i for i in pending if isinstance(results[i], TransientReason)]
+      if pending:
+        raise StoreError(f"{len(pending)} of {len(docs)} documents not written: {results[pending[0]]}",
+                         retryable=True)
+
+    failure = None
+    try:
+      self.config.retry.call(write, retryable=_retryable, on_retry=lambda _: self.retries.inc())
+    except Exception as e:  # pylint: disable=broad-except
+      failure = e
+    for i, event in enumerate(events):
+      if failure is not None and i in pending:
+        reason = "invalid_document" if isinstance(failure, (ValueError, TypeError)) else "store_unavailable"
+        detail = results[i] if isinstance(results[i], TransientReason) else f"{type(failure).__name__}: {failure}"
+        yield i, self.dead_letter(reason, detail, event)
+      elif results[i] is None:
         self.counters.outputs.inc()
         yield i, event
       else:
-        yield i, self.counters.event_dead_letter("store_rejected", error, event)
+        yield i, self.dead_letter("store_rejected", results[i], event)
+
+  def _one_by_one(self, elements):
+    """A batch holding an element that is no document: dead-letter those, write the rest."""
+    good = []
+    for i, element in enumerate(elements):
+      try:
+        self.document(element)
+        good.append(i)
+      except (ValueError, TypeError, AttributeError) as e:
+        yield i, self.dead_letter("invalid_document", f"{type(e).__name__}: {e}", element)
+    for j, out in self.handle_batch([elements[i] for i in good]):
+      yield good[j], out
 
 
 class VectorUpsert(Stage):
@@ -53,5 +93,5 @@ class VectorUpsert(Stage):
     self.store, self.config = store, config
 
   def expand_tagged(self, pcoll):
-    return pcoll | "Upsert" >> beam.ParDo(_UpsertFn(self.store, self.config)).with_outputs(
+    return pcoll | "Upsert" >> beam.ParDo(UpsertFn(self.store, self.config)).with_outputs(
         DEAD_LETTER, main=MAIN)

@@ -11,6 +11,7 @@ from agentflow import (AgentEvent, Decide, Embed, Preprocess, Retrieve,
                        RetrieveConfig, RetrievalAnswerPolicy, VectorUpsert)
 from agentflow.models.base import EmbeddingModelHandler
 from agentflow.policies.base import DecisionPolicy
+from agentflow.stores.base import TransientReason
 from agentflow.stores.local import LocalVectorStore
 from agentflow.types import Hit, KIND_KNOWLEDGE, Retrieval
 
@@ -139,6 +140,46 @@ def test_upsert_retries_then_dead_letters(tmp_path):
     assert_that(ok, equal_to([]), label="ok")
     assert_that(dead | beam.Map(lambda d: (d.event_id, d.reason, "store down" in d.error)),
                 equal_to([(f"e{i}", "store_unavailable", True) for i in range(3)]), label="dead")
+
+
+class _ThrottlingStore(LocalVectorStore):
+  """Throttles odd-numbered documents for the first `rounds` writes; rejects "bad" ids outright."""
+  rounds = 0
+  writes = []
+
+  def upsert(self, docs):
+    type(self).writes.append([d.event_id for d in docs])
+    throttle = type(self).rounds > 0
+    type(self).rounds -= 1
+    written = super().upsert([d for d in docs if not (throttle and int(d.event_id[1:]) % 2)])
+    it = iter(written)
+    return [TransientReason("HTTP 429: overload") if throttle and int(d.event_id[1:]) % 2
+            else "HTTP 400: bad" if d.event_id == "e4" else next(it) for d in docs]
+
+
+def test_upsert_retries_only_transiently_failed_documents(tmp_path):
+  from agentflow import RetryPolicy, UpsertConfig
+  events = [_event(i, "x").with_embedding(_vec(i), "m") for i in range(5)]
+  fast = RetryPolicy(max_attempts=3, initial_backoff_s=0.001)
+  _ThrottlingStore.rounds, _ThrottlingStore.writes = 2, []
+  with TestPipeline() as p:
+    ok, dead = (p | beam.Create(events)
+                | VectorUpsert(_ThrottlingStore(str(tmp_path / "a"), 8), UpsertConfig(retry=fast))
+                .with_dead_letters())
+    assert_that(ok | beam.Map(lambda e: e.event_id), equal_to(["e0", "e1", "e2", "e3"]), label="ok")
+    assert_that(dead | beam.Map(lambda d: (d.event_id, d.reason)), equal_to([("e4", "store_rejected")]),
+                label="dead")
+  assert sorted(map(sorted, _ThrottlingStore.writes)) == [["e0", "e1", "e2", "e3", "e4"], ["e1", "e3"], ["e1", "e3"]]
+  _ThrottlingStore.rounds, _ThrottlingStore.writes = 100, []
+  with TestPipeline() as p:
+    ok, dead = (p | beam.Create(events)
+                | VectorUpsert(_ThrottlingStore(str(tmp_path / "b"), 8), UpsertConfig(retry=fast))
+                .with_dead_letters())
+    assert_that(ok | beam.Map(lambda e: e.event_id), equal_to(["e0", "e2"]), label="ok")
+    assert_that(dead | beam.Map(lambda d: (d.event_id, d.reason, d.error)),
+                equal_to([("e1", "store_unavailable", "HTTP 429: overload"),
+                          ("e3", "store_unavailable", "HTTP 429: overload"),
+                          ("e4", "store_rejected", "HTTP 400: bad")]), label="dead")
 
 
 class _Exploding(DecisionPolicy):

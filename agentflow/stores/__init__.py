@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Dict
 
-from agentflow.stores.base import QueryFilter, StoreError, VectorStore
+from agentflow.stores.base import QueryFilter, StoreError, TransientReason, VectorStore
 
 StoreFactory = Callable[[str, int], VectorStore]
 _SCHEMES: Dict[str, StoreFactory] = {}
@@ -46,4 +46,4 @@ def _register_builtin() -> None:
     register_store_scheme("vespa", vespa_store_from_uri)
 
 
-__all__ = ["QueryFilter", "StoreError", "VectorStore", "register_store_scheme", "store_from_uri"]
+__all__ = ["QueryFilter", "StoreError", "TransientReason", "VectorStore", "register_store_scheme", "store_from_uri"]

@@ -18,6 +18,14 @@ class StoreError(Exception):
     self.retryable = retryable
 
 
+class TransientReason(str):
+  """A per-document upsert reason that backing off may cure (throttled, briefly unavailable).
+
+  Stores return it instead of a plain string so the Upsert stage retries just those
+  documents with its `RetryPolicy` before dead-lettering them.
+  """
+
+
 @dataclass(frozen=True)
 class QueryFilter:
   """Restricts a nearest-neighbour query; unset fields do not filter.
@@ -69,7 +77,8 @@ class VectorStore(abc.ABC):
     """Insert or replace `docs`.
 
     Returns one entry per document: None when written, else an error reason for that
-    document alone. Raises `StoreError` when the whole batch failed.
+    document alone (a `TransientReason` when retrying may help). Raises `StoreError` when
+    the whole batch failed.
     """
 
   @abc.abstractmethod
@@ -77,9 +86,12 @@ class VectorStore(abc.ABC):
     """Remove documents by id; unknown ids are ignored."""
 
   @abc.abstractmethod
-  def query(self, vectors: np.ndarray, k: int,
-            flt: Optional[QueryFilter] = None) -> list[list[Hit]]:
-    """Top-`k` hits per row of `vectors` (shape [n, dimension]), best first."""
+  def query(self, vectors: np.ndarray, k: int, flt: Optional[QueryFilter] = None,
+            texts: Optional[Sequence[str]] = None) -> list[list[Hit]]:
+    """Top-`k` hits per row of `vectors` (shape [n, dimension]), best first.
+
+    `texts` (one per row) lets a store with text search rank hybrid; others ignore it.
+    """
 
   @abc.abstractmethod
   def get(self, ids: Sequence[str]) -> list[Optional[Document]]:
