@@ -11,14 +11,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # version (runners/README.md has the probe results).
 BEAM = "apache-beam[gcp]==2.62.0"
 
+# pyvespa: the store uses VespaAsync's docv1_retry_policy and vespa.retries (1.2.9's API).
 EXTRAS = {
-    "vespa": ["pyvespa>=1.2,<2"],
+    "vespa": ["pyvespa>=1.2.9,<1.3"],
     "pubsub": ["google-cloud-pubsub>=2.20,<3"],
     "redis": ["redis>=5"],
     "bench": ["matplotlib>=3.8"],
     "otlp": ["opentelemetry-sdk>=1.20", "opentelemetry-exporter-otlp-proto-http>=1.20"],
     "tfhub": ["tensorflow-cpu>=2.16,<3", "tensorflow-hub>=0.16,<1", "setuptools<81"],
-    "test": ["pytest>=8", "hypothesis>=6.100", "cryptography>=42", "redis>=5", "kafka-python>=2.0"],
+    "test": ["pytest>=8", "hypothesis>=6.100", "cryptography>=42", "redis>=5", "kafka-python>=2.0", "h2>=4,<5"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 
