@@ -2,21 +2,37 @@
 # Resolve the Java side of the runner profiles from Maven Central into runners/<name>/lib,
 # and write runners/<name>/launcher.jar: a jar holding only a manifest (Main-Class and a
 # Class-Path of lib/*.jar), so `java -jar launcher.jar` works where Beam expects a jar.
-#   runners/jars.sh flink|expansion|kafka ...
+# A profile with Java sources of its own (runners/<name>/src/main/java) gets them compiled
+# against lib/ into its launcher.jar (vespa: `java -jar launcher.jar APP_DIR` validates a
+# Vespa application package with Vespa's config model).
+#   runners/jars.sh flink|expansion|kafka|vespa ...
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 declare -A MAIN=(
   [flink]=org.apache.beam.runners.flink.FlinkJobServerDriver
   [expansion]=org.apache.beam.sdk.expansion.service.ExpansionService
   [kafka]=kafka.Kafka
+  [vespa]=dev.agentflow.vespa.ValidatePackage
 )
 for name in "$@"; do
   dir="$here/$name"
   [ -n "${MAIN[$name]:-}" ] || { echo "unknown profile $name" >&2; exit 2; }
-  if [ ! -f "$dir/launcher.jar" ] || [ "$dir/pom.xml" -nt "$dir/launcher.jar" ]; then
-    rm -rf "$dir/lib"
-    mvn -q -B -f "$dir/pom.xml" dependency:copy-dependencies -DoutputDirectory="$dir/lib" >&2
+  src="$dir/src/main/java"
+  resolve=""
+  if [ ! -f "$dir/launcher.jar" ] || [ "$dir/pom.xml" -nt "$dir/launcher.jar" ] || [ ! -d "$dir/lib" ]; then
+    resolve=1
+  fi
+  if [ -n "$resolve" ] || { [ -d "$src" ] && [ -n "$(find "$src" -newer "$dir/launcher.jar" -print -quit)" ]; }; then
+    if [ -n "$resolve" ]; then
+      rm -rf "$dir/lib"
+      mvn -q -B -f "$dir/pom.xml" dependency:copy-dependencies -DoutputDirectory="$dir/lib" >&2
+    fi
     tmp="$(mktemp -d)"
+    mkdir "$tmp/classes"
+    if [ -d "$src" ]; then
+      find "$src" -name '*.java' > "$tmp/sources"
+      javac -nowarn --release 17 -cp "$dir/lib/*" -d "$tmp/classes" "@$tmp/sources" >&2
+    fi
     {
       echo "Manifest-Version: 1.0"
       echo "Main-Class: ${MAIN[$name]}"
@@ -24,7 +40,7 @@ for name in "$@"; do
       for jar in "$dir"/lib/*.jar; do printf ' \n lib/%s' "$(basename "$jar")"; done
       printf '\n'
     } > "$tmp/MANIFEST.MF"
-    jar --create --file "$dir/launcher.jar" --manifest "$tmp/MANIFEST.MF"
+    jar --create --file "$dir/launcher.jar" --manifest "$tmp/MANIFEST.MF" -C "$tmp/classes" .
     rm -rf "$tmp"
   fi
   echo "$dir/launcher.jar"
