@@ -53,8 +53,9 @@ class _RetrieveFn(StoreBatchingDoFn):
       groups[self.config.filter_for(event)].append(i)
     for flt, indices in groups.items():
       vectors = np.stack([events[i].embedding for i in indices])
+      texts = [events[i].text for i in indices]
       try:
-        hits = self.config.retry.call(lambda: self.store.query(vectors, self.config.k + 1, flt),
+        hits = self.config.retry.call(lambda: self.store.query(vectors, self.config.k + 1, flt, texts),
                                       on_retry=lambda _: self.retries.inc())
       except Exception as e:  # pylint: disable=broad-except
         for i in indices:

@@ -327,7 +327,8 @@ class LocalVectorStore(VectorStore):
       n -= sum(1 for d in self.get(list(flt.exclude_ids)) if d is not None and keep.matches(d))
     return n
 
-  def query(self, vectors: np.ndarray, k: int, flt: Optional[QueryFilter] = None) -> List[List[Hit]]:
+  def query(self, vectors: np.ndarray, k: int, flt: Optional[QueryFilter] = None,
+            texts: Optional[Sequence[str]] = None) -> List[List[Hit]]:
     q = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
     if q.shape[1] != self._dimension:
       raise ValueError(f"query has {q.shape[1]}-d vectors; store holds {self._dimension}-d")
