@@ -161,3 +161,28 @@ def test_audit_chain_covers_every_decision(example_run):
   assert n == len(decisions)
   assert sorted(r.event_id for r in read_records(str(out / "audit"))) == sorted(d["event_id"] for d in decisions)
   assert {r.trace_id for r in read_records(str(out / "audit"))} == {d["trace_id"] for d in decisions}
+
+
+def test_logs_and_console_hold_no_pii_from_inputs(tmp_path, caplog):
+  """Run the example with every logger at DEBUG and scan all of it (plus progress and summary) for input PII."""
+  import io
+  import logging
+  pii_in_inputs = set()
+  for line in _lines(EVENTS):
+    for rx in (EMAIL, IPV4, IBAN, LONG_DIGITS):
+      pii_in_inputs.update(m.group(0).strip(" -.()") for m in rx.finditer(line))
+  pii_in_inputs = {p for p in pii_in_inputs if len(p) >= 7}
+  assert len(pii_in_inputs) >= 10
+  console = io.StringIO()
+  caplog.set_level(logging.DEBUG)
+  summary = run(["--input", EVENTS, "--knowledge", KNOWLEDGE, "--store", f"local:{tmp_path}/store",
+                 "--decisions_output", str(tmp_path / "d.jsonl"), "--dead_letter_output", str(tmp_path / "dl.jsonl"),
+                 "--summary_output", str(tmp_path / "summary.json"), "--metrics_output", str(tmp_path / "m.prom"),
+                 "--runner", "DirectRunner", "--progress_interval", "0.001"], out=console)
+  assert summary.accounted
+  logged = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
+  assert len(caplog.records) > 50, "DEBUG logging was captured"
+  scanned = {"logs": logged, "console": console.getvalue(), "summary": (tmp_path / "summary.json").read_text(),
+             "metrics": (tmp_path / "m.prom").read_text(), "decisions": (tmp_path / "d.jsonl").read_text()}
+  leaks = {name: sorted(p for p in pii_in_inputs if p in text) for name, text in scanned.items()}
+  assert not any(leaks.values()), leaks

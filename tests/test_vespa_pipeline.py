@@ -97,20 +97,33 @@ def test_hybrid_store_uri_makes_the_graph_query_hybrid(first_run, server, tmp_pa
   assert server.app.profiles["hybrid"] - before == len(decisions)
 
 
-def test_outage_beyond_retries_dead_letters_with_reason(first_run, server, tmp_path):
-  server.faults.outage(600, endpoint="document")
-  try:
-    summary, decisions, dead = _run(str(tmp_path), f"vespa:{server.url}?retries=1&backoff=0.01&backoff_max=0.02")
-  finally:
-    server.faults.clear()
+def test_outage_dead_letters_with_reason_and_replay_after_recovery_completes(first_run, tmp_path):
   inputs = _lines(EVENTS)
-  assert summary.accounted and len(decisions) + len(dead) == len(inputs)
-  store_dead = [d for d in dead if d["reason"] not in PARSE_REASONS]
-  assert len(store_dead) == len(inputs) - len(PARSE_REASONS) and not decisions
-  for d in store_dead:
-    assert d["stage"] == "upsert" and d["reason"] == "store_unavailable"
-    assert "HTTP 503" in d["error"] and "injected outage" in d["error"]
-  assert {json.loads(d["payload"])["event_id"] for d in store_dead} == {d["event_id"] for d in first_run[1]}
+  with serve_agent_context(dimension=384) as fresh:
+    uri = f"vespa:{fresh.url}?retries=1&backoff=0.01&backoff_max=0.02"
+    fresh.faults.outage(600, endpoint="document")
+    summary, decisions, dead = _run(str(tmp_path / "outage"), uri)
+    fresh.faults.clear()
+    assert summary.accounted and len(decisions) + len(dead) == len(inputs)
+    store_dead = [d for d in dead if d["reason"] not in PARSE_REASONS]
+    assert len(store_dead) == len(inputs) - len(PARSE_REASONS) and not decisions
+    for d in store_dead:
+      assert d["stage"] == "upsert" and d["reason"] == "store_unavailable"
+      assert "HTTP 503" in d["error"] and "injected outage" in d["error"]
+    expected_ids = {d["event_id"] for d in first_run[1]}
+    assert {json.loads(d["payload"])["event_id"] for d in store_dead} == expected_ids
+    assert not fresh.app.docs
+
+    replay = tmp_path / "replay.jsonl"
+    replay.write_text("".join(d["payload"] + "\n" for d in store_dead))
+    argv = ["--input", str(replay), "--store", uri, "--decisions_output", str(tmp_path / "replayed.jsonl"),
+            "--dead_letter_output", str(tmp_path / "replay_dead.jsonl"), "--runner", "DirectRunner",
+            "--progress_interval", "0"]
+    again = run(argv, out=open(os.devnull, "w"))
+    replayed = [json.loads(l) for l in _lines(tmp_path / "replayed.jsonl")]
+    assert again.accounted and again.dead_letters == 0
+    assert {d["event_id"] for d in replayed} == expected_ids
+    assert len(fresh.app.docs) == len(expected_ids)
 
 
 def test_live_suite_passes_against_the_protocol_server():
