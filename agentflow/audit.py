@@ -2,22 +2,24 @@
 
 Each record commits to the previous record's hash, so changing, removing or reordering
 any record breaks every hash after it. A run appends one segment file to the audit
-directory, continuing the chain from the directory's current head; `agentflow audit
+directory (local or any Beam filesystem, e.g. gs://), named by the first sequence number it
+holds, continuing the chain from the directory's current head; `agentflow audit
 verify DIR` recomputes the whole chain. Digests are of the redacted request and of the
 decision, so the log itself holds no PII.
 """
 from __future__ import annotations
 
-import glob
 import hashlib
+import io
 import json
 import os
-import time
+import uuid
 from dataclasses import asdict, dataclass
 from typing import Iterable, List, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 GENESIS = "0" * 64
@@ -62,17 +64,23 @@ class _ChainFn(beam.DoFn):
     yield record
 
 
+def _segments(directory: str) -> List[str]:
+  pattern = FileSystems.join(directory, "segment-*.jsonl")
+  return sorted(m.path for r in FileSystems.match([pattern]) for m in r.metadata_list)
+
+
 def read_records(directory: str) -> List[AuditRecord]:
+  """Every record under `directory` (any Beam filesystem: local, gs://, ...), in chain order."""
   records = []
-  for path in sorted(glob.glob(os.path.join(directory, "segment-*.jsonl"))):
-    with open(path, encoding="utf-8") as f:
+  for path in _segments(directory):
+    with io.TextIOWrapper(FileSystems.open(path), encoding="utf-8") as f:
       records.extend(AuditRecord(**json.loads(line)) for line in f if line.strip())
   return sorted(records, key=lambda r: r.seq)
 
 
 def head_of(directory: str) -> Tuple[int, str]:
   """(last seq, last hash) of the chain in `directory`, or the genesis when there is none."""
-  records = read_records(directory) if os.path.isdir(directory) else []
+  records = read_records(directory)
   return (records[-1].seq, records[-1].hash) if records else (0, GENESIS)
 
 
@@ -94,7 +102,7 @@ def verify(directory: str) -> Tuple[bool, int, str]:
 
 
 class AuditLog(beam.PTransform):
-  """Decisions -> chained `AuditRecord`s written as a new segment in `directory`.
+  """Decisions -> chained `AuditRecord`s written as a new segment in `directory` (local or gs://).
 
   The chain is built by one stateful DoFn on a single key: auditing is sequential by
   nature, and the per-record work is a hash.
@@ -105,10 +113,12 @@ class AuditLog(beam.PTransform):
     self.directory = directory
 
   def expand(self, decisions):
-    os.makedirs(self.directory, exist_ok=True)
-    segment = os.path.join(self.directory, f"segment-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.jsonl")
+    if "://" not in self.directory:
+      os.makedirs(self.directory, exist_ok=True)
+    head = head_of(self.directory)
+    segment = FileSystems.join(self.directory, f"segment-{head[0] + 1:012d}-{uuid.uuid4().hex[:12]}.jsonl")
     return (decisions | "SingleKey" >> beam.Map(lambda d: ("audit", d))
-            | "Chain" >> beam.ParDo(_ChainFn(head_of(self.directory)))
+            | "Chain" >> beam.ParDo(_ChainFn(head))
             | "ToJson" >> beam.Map(AuditRecord.to_json)
             | "WriteSegment" >> beam.io.WriteToText(segment, shard_name_template=""))
 
