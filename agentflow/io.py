@@ -2,15 +2,20 @@
 
 `ReadEvents` yields raw payloads (str for files, bytes for Pub/Sub and Kafka) for
 `Preprocess`; `WriteRecords` writes `Decision`s or `DeadLetter`s as JSON, one per line
-or message. Pub/Sub uses Beam's Python IO (DirectRunner, Dataflow). Kafka uses Beam's
-cross-language Kafka IO, expanded by a Java expansion service, so it runs on portable
-runners (Flink, Prism) and Dataflow; see runners/README.md for which IO runs where.
+or message. Pub/Sub uses Beam's Python IO (DirectRunner, Dataflow), or with
+`--pubsub_expansion_service` Java's PubsubIO cross-language, which portable runners
+(Flink) need. Kafka uses Beam's cross-language Kafka IO, expanded by a Java expansion
+service, so it runs on portable runners and Dataflow; see runners/README.md.
 """
 from __future__ import annotations
 
+import os
 from typing import Tuple
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import StandardOptions
+
+PORTABLE_RUNNERS = ("FlinkRunner", "PrismRunner", "PortableRunner", "SparkRunner")
 
 
 def _to_json(record) -> str:
@@ -41,12 +46,34 @@ class ReadEvents(beam.PTransform):
     if o.input_subscription or o.input_topic:
       if o.input_subscription and o.input_topic:
         raise ValueError("give either --input_subscription or --input_topic, not both")
+      if o.pubsub_expansion_service:
+        from apache_beam.io.external.gcp.pubsub import ReadFromPubSub
+        return pbegin | "ReadPubSubXlang" >> ReadFromPubSub(
+            topic=o.input_topic or None, subscription=o.input_subscription or None,
+            id_label=o.pubsub_id_attribute or None, expansion_service=o.pubsub_expansion_service)
+      _check_native_pubsub(o)
       return pbegin | "ReadPubSub" >> beam.io.ReadFromPubSub(
           topic=o.input_topic or None, subscription=o.input_subscription or None,
           id_label=o.pubsub_id_attribute or None)
     if not o.input:
       raise ValueError("no source: give --input (file pattern), --input_subscription or --input_topic")
     return pbegin | "ReadFiles" >> beam.io.ReadFromText(o.input, validate="://" not in o.input)
+
+
+def _check_native_pubsub(opts) -> None:
+  runner = opts.view_as(StandardOptions).runner
+  name = runner if isinstance(runner, str) else type(runner).__name__ if runner else ""
+  if name in PORTABLE_RUNNERS:
+    raise ValueError(f"Beam's Python Pub/Sub IO does not run on {name}: give --pubsub_expansion_service "
+                     "HOST:PORT (a Java expansion service from `runners/jars.sh expansion`) to use "
+                     "the cross-language Pub/Sub IO")
+
+
+def pubsub_root_url(opts) -> None:
+  """Points Java's PubsubIO at the emulator when PUBSUB_EMULATOR_HOST is set and no endpoint was given."""
+  host = os.environ.get("PUBSUB_EMULATOR_HOST")
+  if not opts.pubsub_root_url:
+    opts.pubsub_root_url = f"http://{host}" if opts.pubsub_expansion_service and host else None
 
 
 def _require(value: str, flag: str) -> str:
@@ -67,11 +94,12 @@ class WriteRecords(beam.PTransform):
   """
 
   def __init__(self, path: str, topic: str = "", kafka_topic: str = "", kafka_bootstrap: str = "",
-               kafka_expansion_service: str = ""):
+               kafka_expansion_service: str = "", pubsub_expansion_service: str = ""):
     super().__init__()
     self.path, self.topic = path, topic
     self.kafka_topic, self.kafka_bootstrap = kafka_topic, kafka_bootstrap
     self.kafka_expansion_service = kafka_expansion_service
+    self.pubsub_expansion_service = pubsub_expansion_service
 
   def expand(self, pcoll):
     if self.kafka_topic:
@@ -80,6 +108,10 @@ class WriteRecords(beam.PTransform):
               | "WriteKafka" >> WriteToKafka(
                   producer_config={"bootstrap.servers": _require(self.kafka_bootstrap, "--kafka_bootstrap")},
                   topic=self.kafka_topic, expansion_service=self.kafka_expansion_service or None))
+    if self.topic and self.pubsub_expansion_service:
+      from apache_beam.io.external.gcp.pubsub import WriteToPubSub
+      return (pcoll | "Encode" >> beam.Map(_to_bytes).with_output_types(bytes)
+              | "WritePubSubXlang" >> WriteToPubSub(self.topic, expansion_service=self.pubsub_expansion_service))
     if self.topic:
       return pcoll | "Encode" >> beam.Map(_to_bytes) | "WritePubSub" >> beam.io.WriteToPubSub(self.topic)
     return (pcoll | "ToJson" >> beam.Map(_to_json)

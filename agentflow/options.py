@@ -23,6 +23,14 @@ class AgentflowOptions(PipelineOptions):
                         help="Pub/Sub topic for decisions (instead of --decisions_output).")
     parser.add_argument("--dead_letter_topic", default="",
                         help="Pub/Sub topic for dead letters (instead of --dead_letter_output).")
+    parser.add_argument("--pubsub_expansion_service", default="",
+                        help="host:port of a Beam expansion service with Java's Pub/Sub IO (runners/expansion): "
+                             "Pub/Sub is then read and written cross-language, as portable runners (Flink) need.")
+    # dest is what Java's PubsubOptions reads (pubsub_root_url -> pubsubRootUrl); Beam's own
+    # --pubsub_root_url flag stores under a camelCase dest that Java does not map back.
+    parser.add_argument("--pubsub_endpoint", dest="pubsub_root_url", default=None,
+                        help="Pub/Sub API root URL for the cross-language Pub/Sub IO; defaults to "
+                             "http://$PUBSUB_EMULATOR_HOST when that is set (the emulator).")
     parser.add_argument("--kafka_bootstrap", default="",
                         help="Kafka bootstrap servers (host:port,...) for the Kafka source and sinks.")
     parser.add_argument("--input_kafka_topic", default="", help="Kafka topic to read events from.")

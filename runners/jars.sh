@@ -14,6 +14,11 @@ declare -A MAIN=(
   [kafka]=kafka.Kafka
   [vespa]=dev.agentflow.vespa.ValidatePackage
 )
+# Packages Flink serializes reflectively (Kryo) in checkpoints: Java 17 needs them opened,
+# which `java -jar` reads from the manifest's Add-Opens (Flink's own scripts pass the flags).
+declare -A OPENS=(
+  [flink]="java.base/java.lang java.base/java.lang.reflect java.base/java.io java.base/java.net java.base/java.nio java.base/sun.nio.ch java.base/java.text java.base/java.time java.base/java.util java.base/java.util.concurrent java.base/java.util.concurrent.atomic java.base/java.util.concurrent.locks"
+)
 for name in "$@"; do
   dir="$here/$name"
   [ -n "${MAIN[$name]:-}" ] || { echo "unknown profile $name" >&2; exit 2; }
@@ -22,7 +27,8 @@ for name in "$@"; do
   if [ ! -f "$dir/launcher.jar" ] || [ "$dir/pom.xml" -nt "$dir/launcher.jar" ] || [ ! -d "$dir/lib" ]; then
     resolve=1
   fi
-  if [ -n "$resolve" ] || { [ -d "$src" ] && [ -n "$(find "$src" -newer "$dir/launcher.jar" -print -quit)" ]; }; then
+  if [ -n "$resolve" ] || [ "$0" -nt "$dir/launcher.jar" ] \
+      || { [ -d "$src" ] && [ -n "$(find "$src" -newer "$dir/launcher.jar" -print -quit)" ]; }; then
     if [ -n "$resolve" ]; then
       rm -rf "$dir/lib"
       mvn -q -B -f "$dir/pom.xml" dependency:copy-dependencies -DoutputDirectory="$dir/lib" >&2
@@ -39,6 +45,11 @@ for name in "$@"; do
       printf 'Class-Path:'
       for jar in "$dir"/lib/*.jar; do printf ' \n lib/%s' "$(basename "$jar")"; done
       printf '\n'
+      if [ -n "${OPENS[$name]:-}" ]; then
+        printf 'Add-Opens:'
+        for pkg in ${OPENS[$name]}; do printf ' \n %s' "$pkg"; done
+        printf '\n'
+      fi
     } > "$tmp/MANIFEST.MF"
     jar --create --file "$dir/launcher.jar" --manifest "$tmp/MANIFEST.MF" -C "$tmp/classes" .
     rm -rf "$tmp"

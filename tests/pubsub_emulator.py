@@ -1,10 +1,11 @@
-"""Starts Google's Pub/Sub emulator (installed with the Cloud SDK) for a test, on a free port."""
+"""Google's Pub/Sub emulator (installed with the Cloud SDK) for tests, and small client helpers."""
 import glob
+import json
 import os
 import shutil
-import socket
-import subprocess
 import time
+
+from services import Service, free_port
 
 JAR_GLOB = "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar"
 
@@ -14,40 +15,47 @@ def emulator_jar():
   return jars[-1] if jars and shutil.which("java") else None
 
 
-def _free_port():
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
-class PubSubEmulator:
-  """`with PubSubEmulator() as host:` sets nothing globally; pass `host` as PUBSUB_EMULATOR_HOST."""
+class PubSubEmulator(Service):
+  """`with PubSubEmulator(log) as host:` sets nothing globally; pass `host` as PUBSUB_EMULATOR_HOST."""
 
   def __init__(self, log_path):
-    self.log_path = log_path
-    self.port = _free_port()
-    self.host = f"127.0.0.1:{self.port}"
-    self.proc = None
+    port = free_port()
+    super().__init__(["java", "-jar", emulator_jar(), "--host=127.0.0.1", f"--port={port}"], log_path, port)
+    self.host = f"127.0.0.1:{port}"
 
   def __enter__(self):
-    self.log = open(self.log_path, "w")
-    self.proc = subprocess.Popen(["java", "-jar", emulator_jar(), "--host=127.0.0.1", f"--port={self.port}"],
-                                 stdout=self.log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-      if self.proc.poll() is not None:
-        raise RuntimeError(f"Pub/Sub emulator exited: {open(self.log_path).read()[-2000:]}")
-      try:
-        socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-        return self.host
-      except OSError:
-        time.sleep(0.2)
-    raise RuntimeError("Pub/Sub emulator did not start within 60 s")
+    super().__enter__()
+    return self.host
 
-  def __exit__(self, *exc):
-    self.proc.terminate()
-    try:
-      self.proc.wait(10)
-    except subprocess.TimeoutExpired:
-      self.proc.kill()
-    self.log.close()
+
+def create_topics(project, names):
+  """A topic and a `<name>-sub` subscription per name; returns (publisher, subscriber, {name: (topic, sub)})."""
+  from google.cloud import pubsub_v1
+  pub, sub = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+  paths = {}
+  for name in names:
+    topic = pub.topic_path(project, name)
+    pub.create_topic(name=topic)
+    subscription = sub.subscription_path(project, f"{name}-sub")
+    sub.create_subscription(name=subscription, topic=topic)
+    paths[name] = (topic, subscription)
+  return pub, sub, paths
+
+
+def pull_json(sub, subscription, max_messages=100):
+  """One pull, acknowledged; the messages' JSON bodies."""
+  resp = sub.pull(subscription=subscription, max_messages=max_messages, timeout=5)
+  if not resp.received_messages:
+    return []
+  sub.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in resp.received_messages])
+  return [json.loads(m.message.data) for m in resp.received_messages]
+
+
+def pull_until(sub, subscription, want, deadline):
+  got = []
+  while len(got) < want and time.time() < deadline:
+    batch = pull_json(sub, subscription)
+    got.extend(batch)
+    if not batch:
+      time.sleep(0.5)
+  return got

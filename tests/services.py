@@ -92,15 +92,16 @@ def kafka_broker(workdir):
   return service
 
 
-def expansion_service(workdir):
-  """Beam's Java expansion service with the Kafka IO on its classpath.
+def expansion_service(workdir, *options):
+  """Beam's Java expansion service with the Kafka and Pub/Sub IOs on its classpath.
 
   Its transforms get the EMBEDDED environment: the Flink job server runs them in its own
-  JVM (runners/flink has the same Kafka IO jars), so no Docker Java SDK container is needed.
+  JVM (runners/flink has the same IO jars), so no Docker Java SDK container is needed.
+  `options` are Java pipeline options for the expansion (e.g. --experiments=...).
   """
   port = free_port()
   service = Service(["java", "-jar", launcher("expansion"), str(port), "--javaClassLookupAllowlistFile=*",
-                     "--defaultEnvironmentType=EMBEDDED"],
+                     "--defaultEnvironmentType=EMBEDDED", *options],
                     os.path.join(workdir, "expansion.log"), port)
   service.address = f"127.0.0.1:{port}"
   return service

@@ -34,7 +34,7 @@ needs_gcloud = pytest.mark.skipif(shutil.which("gcloud") is None, reason="gcloud
 def _actions():
   parser = argparse.ArgumentParser(add_help=False)
   AgentflowOptions._add_argparse_args(parser)
-  return {a.dest: a for a in parser._actions}
+  return {a.option_strings[0][2:]: a for a in parser._actions if a.option_strings}
 
 
 def _accepted(name, value):

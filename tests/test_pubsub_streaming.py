@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pubsub_emulator import PubSubEmulator, emulator_jar
+from pubsub_emulator import PubSubEmulator, create_topics, emulator_jar, pull_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
@@ -26,33 +26,8 @@ def emulator(tmp_path_factory):
       del os.environ["PUBSUB_EMULATOR_HOST"]
 
 
-def _setup(names):
-  from google.cloud import pubsub_v1
-  pub, sub = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-  paths = {}
-  for name in names:
-    topic = pub.topic_path(PROJECT, name)
-    pub.create_topic(name=topic)
-    subscription = sub.subscription_path(PROJECT, f"{name}-sub")
-    sub.create_subscription(name=subscription, topic=topic)
-    paths[name] = (topic, subscription)
-  return pub, sub, paths
-
-
-def _pull_until(sub, subscription, want, deadline):
-  got = []
-  while len(got) < want and time.time() < deadline:
-    resp = sub.pull(subscription=subscription, max_messages=100, timeout=5)
-    if resp.received_messages:
-      sub.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in resp.received_messages])
-      got.extend(json.loads(m.message.data) for m in resp.received_messages)
-    else:
-      time.sleep(0.5)
-  return got
-
-
 def test_streaming_pubsub_decisions(emulator, tmp_path):
-  pub, sub, paths = _setup(["events-in", "decisions-out", "dead-out"])
+  pub, sub, paths = create_topics(PROJECT, ["events-in", "decisions-out", "dead-out"])
   store = f"local:{tmp_path}/store"
   env = dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE="1")
   ingest = subprocess.run([sys.executable, "-m", "agentflow.cli", "ingest", "--knowledge", KNOWLEDGE,
@@ -75,8 +50,8 @@ def test_streaming_pubsub_decisions(emulator, tmp_path):
       pub.publish(paths["events-in"][0], json.dumps(e).encode()).result(30)
     pub.publish(paths["events-in"][0], b"\xff not json").result(30)
     deadline = time.time() + 240
-    decisions = _pull_until(sub, paths["decisions-out"][1], 3, deadline)
-    dead = _pull_until(sub, paths["dead-out"][1], 1, deadline)
+    decisions = pull_until(sub, paths["decisions-out"][1], 3, deadline)
+    dead = pull_until(sub, paths["dead-out"][1], 1, deadline)
   finally:
     job.terminate()
     job.wait(30)
