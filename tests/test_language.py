@@ -62,9 +62,9 @@ def test_restricting_the_language_set():
 
 def test_long_text_is_classified_from_its_start():
   text = "Ich kann mich nicht anmelden, bitte helfen Sie mir. " * 20_000
-  start = time.perf_counter()
+  start = time.process_time()
   assert detect_language(text) == "de"
-  assert time.perf_counter() - start < 1.0
+  assert time.process_time() - start < 1.0
 
 
 def test_model_loads_once_and_is_shared_across_threads(monkeypatch):

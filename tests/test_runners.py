@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from example_events import valid_event_ids
 from services import ROOT, expansion_service, java_available, kafka_broker, launcher
 
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
@@ -110,15 +111,7 @@ def test_kafka_in_and_out_on_flink(tmp_path, events_file):
     decisions, dead = consume("decisions-out"), consume("dead-out")
   assert len(decisions) + len(dead) == len(lines)
   assert all(key == d["event_id"] for key, d in decisions)
-  valid_ids = set()
-  for line in lines:
-    try:
-      obj = json.loads(line)
-    except ValueError:
-      continue
-    if isinstance(obj, dict) and obj.get("event_id") and isinstance(obj.get("text"), str) and obj["text"].strip():
-      valid_ids.add(obj["event_id"])
-  assert valid_ids <= {d["event_id"] for _, d in decisions}
+  assert valid_event_ids(lines) <= {d["event_id"] for _, d in decisions}
   assert {d["action"] for _, d in decisions} <= {"reply", "escalate"}
 
 
