@@ -10,11 +10,11 @@ import time
 
 import pytest
 
+from example_events import event_lines, valid_event_ids
 from pubsub_emulator import PubSubEmulator, create_topics, emulator_jar, pull_json
 from services import ROOT, expansion_service, java_available, launcher
 
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
-EVENTS = os.path.join(ROOT, "examples", "support_chatbot", "events.jsonl")
 PROJECT = "agentflow-test"
 
 pytestmark = pytest.mark.skipif(emulator_jar() is None or not java_available(),
@@ -43,23 +43,6 @@ def _cli(*args, cwd):
   proc = subprocess.run([sys.executable, "-m", "agentflow.cli", *args], capture_output=True, text=True,
                         timeout=600, cwd=cwd, env=_env())
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-
-
-def _lines(n):
-  with open(EVENTS) as f:
-    return [l for l in f.read().splitlines() if l.strip()][:n]
-
-
-def _valid_ids(lines):
-  ids = set()
-  for line in lines:
-    try:
-      obj = json.loads(line)
-    except ValueError:
-      continue
-    if isinstance(obj, dict) and obj.get("event_id") and isinstance(obj.get("text"), str) and obj["text"].strip():
-      ids.add(obj["event_id"])
-  return ids
 
 
 def _start_flink(expansion, paths, store, log, *extra):
@@ -92,7 +75,7 @@ def _collect(sub, paths, decisions, dead, until, deadline, job, log_path):
 
 
 def test_flink_pubsub_gives_directs_decisions(services, tmp_path):
-  lines = _lines(30)
+  lines = event_lines(30)
   _cli("ingest", "--knowledge", KNOWLEDGE, "--store", f"local:{tmp_path}/store",
        "--dead_letter_output", str(tmp_path / "dl"), cwd=tmp_path)
   events = tmp_path / "events.jsonl"
@@ -118,5 +101,5 @@ def test_flink_pubsub_gives_directs_decisions(services, tmp_path):
   flink = {d["event_id"]: (d["action"], d["metadata"].get("knowledge_id")) for d in decisions}
   assert len(flink) == len(decisions)
   assert flink == direct
-  assert _valid_ids(lines) <= flink.keys()
+  assert valid_event_ids(lines) <= flink.keys()
   assert all(len(d["trace_id"]) == 32 for d in decisions)
