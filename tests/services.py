@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 
@@ -29,6 +30,19 @@ def wait_for_port(port, proc, log_path, timeout=120):
     except OSError:
       time.sleep(0.3)
   raise RuntimeError(f"port {port} not open after {timeout}s: {open(log_path).read()[-3000:]}")
+
+
+def cli_env(**extra):
+  """Environment for an `agentflow` subprocess: this checkout importable, models offline."""
+  return dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE="1", **extra)
+
+
+def agentflow_cli(*args, cwd, env=None):
+  """Runs `python -m agentflow.cli ARGS` and asserts it succeeded; returns the finished process."""
+  proc = subprocess.run([sys.executable, "-m", "agentflow.cli", *args], capture_output=True, text=True,
+                        timeout=600, cwd=cwd, env=cli_env(**(env or {})))
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+  return proc
 
 
 def java_available():

@@ -12,7 +12,7 @@ import pytest
 
 from example_events import event_lines, valid_event_ids
 from pubsub_emulator import PubSubEmulator, create_topics, emulator_jar, pull_json
-from services import ROOT, expansion_service, java_available, launcher
+from services import ROOT, agentflow_cli, cli_env, expansion_service, java_available, launcher
 
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
 PROJECT = "agentflow-test"
@@ -35,25 +35,15 @@ def services(tmp_path_factory):
       del os.environ["PUBSUB_EMULATOR_HOST"]
 
 
-def _env():
-  return dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE="1")
-
-
-def _cli(*args, cwd):
-  proc = subprocess.run([sys.executable, "-m", "agentflow.cli", *args], capture_output=True, text=True,
-                        timeout=600, cwd=cwd, env=_env())
-  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-
-
-def _start_flink(expansion, paths, store, log, *extra):
+def _start_flink(expansion, paths, store, log):
   """The streaming job on Flink in its own process group, so its job server is killed with it."""
   return subprocess.Popen(
       [sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--runner", "FlinkRunner",
        "--flink_job_server_jar", launcher("flink"), "--flink_master", "[local]", "--environment_type", "LOOPBACK",
        "--parallelism", "1", "--pubsub_expansion_service", expansion,
        "--input_subscription", paths["events-in"][1], "--output_topic", paths["decisions-out"][0],
-       "--dead_letter_topic", paths["dead-out"][0], "--store", store, "--progress_interval", "0", *extra],
-      stdout=log, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
+       "--dead_letter_topic", paths["dead-out"][0], "--store", store, "--progress_interval", "0"],
+      stdout=log, stderr=subprocess.STDOUT, env=cli_env(), start_new_session=True)
 
 
 def _kill(job):
@@ -76,11 +66,11 @@ def _collect(sub, paths, decisions, dead, until, deadline, job, log_path):
 
 def test_flink_pubsub_gives_directs_decisions(services, tmp_path):
   lines = event_lines(30)
-  _cli("ingest", "--knowledge", KNOWLEDGE, "--store", f"local:{tmp_path}/store",
+  agentflow_cli("ingest", "--knowledge", KNOWLEDGE, "--store", f"local:{tmp_path}/store",
        "--dead_letter_output", str(tmp_path / "dl"), cwd=tmp_path)
   events = tmp_path / "events.jsonl"
   events.write_text("\n".join(lines) + "\n")
-  _cli("run", "--input", str(events), "--knowledge", KNOWLEDGE, "--store", f"local:{tmp_path}/direct",
+  agentflow_cli("run", "--input", str(events), "--knowledge", KNOWLEDGE, "--store", f"local:{tmp_path}/direct",
        "--decisions_output", str(tmp_path / "direct.jsonl"), "--dead_letter_output", str(tmp_path / "direct-dl.jsonl"),
        "--progress_interval", "0", cwd=tmp_path)
   direct = {d["event_id"]: (d["action"], d["metadata"].get("knowledge_id"))

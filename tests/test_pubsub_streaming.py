@@ -8,6 +8,7 @@ import time
 import pytest
 
 from pubsub_emulator import PubSubEmulator, create_topics, emulator_jar, pull_until
+from services import cli_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
@@ -29,7 +30,7 @@ def emulator(tmp_path_factory):
 def test_streaming_pubsub_decisions(emulator, tmp_path):
   pub, sub, paths = create_topics(PROJECT, ["events-in", "decisions-out", "dead-out"])
   store = f"local:{tmp_path}/store"
-  env = dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE="1")
+  env = cli_env()
   ingest = subprocess.run([sys.executable, "-m", "agentflow.cli", "ingest", "--knowledge", KNOWLEDGE,
                            "--store", store, "--dead_letter_output", str(tmp_path / "dl")],
                           capture_output=True, text=True, timeout=300, env=env)

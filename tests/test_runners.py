@@ -6,12 +6,11 @@ Central by the runner profiles under runners/ (first use takes a minute or two).
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from example_events import valid_event_ids
-from services import ROOT, expansion_service, java_available, kafka_broker, launcher
+from services import ROOT, agentflow_cli, expansion_service, java_available, kafka_broker, launcher
 
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
 EVENTS = os.path.join(ROOT, "examples", "support_chatbot", "events.jsonl")
@@ -37,10 +36,7 @@ RUNNERS = {
 
 
 def _run(args, workdir, env=None):
-  proc = subprocess.run([sys.executable, "-m", "agentflow.cli", "run", *args], capture_output=True, text=True,
-                        timeout=600, cwd=workdir, env=dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE="1", **(env or {})))
-  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-  return proc
+  return agentflow_cli("run", *args, cwd=workdir, env=env)
 
 
 @pytest.fixture(scope="module")
