@@ -41,8 +41,8 @@ def _start_flink(expansion, paths, store, log):
       [sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--runner", "FlinkRunner",
        "--flink_job_server_jar", launcher("flink"), "--flink_master", "[local]", "--environment_type", "LOOPBACK",
        "--parallelism", "1", "--pubsub_expansion_service", expansion,
-       "--input_subscription", paths["events-in"][1], "--output_topic", paths["decisions-out"][0],
-       "--dead_letter_topic", paths["dead-out"][0], "--store", store, "--progress_interval", "0"],
+       "--input_subscription", paths["in"][1], "--output_topic", paths["out"][0],
+       "--dead_letter_topic", paths["dead"][0], "--store", store, "--progress_interval", "0"],
       stdout=log, stderr=subprocess.STDOUT, env=cli_env(), start_new_session=True)
 
 
@@ -57,28 +57,41 @@ def _kill(job):
 def _collect(sub, paths, decisions, dead, until, deadline, job, log_path):
   while not until() and time.time() < deadline:
     assert job.poll() is None, open(log_path).read()[-4000:]
-    got = pull_json(sub, paths["decisions-out"][1]) + pull_json(sub, paths["dead-out"][1])
+    got = pull_json(sub, paths["out"][1]) + pull_json(sub, paths["dead"][1])
     for record in got:
       (decisions if "action" in record else dead).append(record)
     if not got:
       time.sleep(0.5)
 
 
-def test_flink_pubsub_gives_directs_decisions(services, tmp_path):
-  lines = event_lines(30)
+def _topics(prefix):
+  """Input, decisions and dead-letter topics, each with a subscription, keyed in, out, dead."""
+  pub, sub, paths = create_topics(PROJECT, [f"{prefix}-in", f"{prefix}-out", f"{prefix}-dead"])
+  return pub, sub, {role: paths[f"{prefix}-{role}"] for role in ("in", "out", "dead")}
+
+
+def _decided(decisions):
+  return {d["event_id"]: (d["action"], d["metadata"].get("knowledge_id")) for d in decisions}
+
+
+def _prepare(lines, tmp_path):
+  """Ingest the knowledge base into tmp_path/store, and return DirectRunner's decisions for `lines`."""
   agentflow_cli("ingest", "--knowledge", KNOWLEDGE, "--store", f"local:{tmp_path}/store",
-       "--dead_letter_output", str(tmp_path / "dl"), cwd=tmp_path)
+                "--dead_letter_output", str(tmp_path / "dl"), cwd=tmp_path)
   events = tmp_path / "events.jsonl"
   events.write_text("\n".join(lines) + "\n")
   agentflow_cli("run", "--input", str(events), "--knowledge", KNOWLEDGE, "--store", f"local:{tmp_path}/direct",
-       "--decisions_output", str(tmp_path / "direct.jsonl"), "--dead_letter_output", str(tmp_path / "direct-dl.jsonl"),
-       "--progress_interval", "0", cwd=tmp_path)
-  direct = {d["event_id"]: (d["action"], d["metadata"].get("knowledge_id"))
-            for d in map(json.loads, open(tmp_path / "direct.jsonl"))}
+                "--decisions_output", str(tmp_path / "direct.jsonl"), "--dead_letter_output",
+                str(tmp_path / "direct-dl.jsonl"), "--progress_interval", "0", cwd=tmp_path)
+  return _decided(map(json.loads, open(tmp_path / "direct.jsonl")))
 
-  pub, sub, paths = create_topics(PROJECT, ["events-in", "decisions-out", "dead-out"])
+
+def test_flink_pubsub_gives_directs_decisions(services, tmp_path):
+  lines = event_lines(30)
+  direct = _prepare(lines, tmp_path)
+  pub, sub, paths = _topics("events")
   for line in lines:
-    pub.publish(paths["events-in"][0], line.encode("utf-8")).result(30)
+    pub.publish(paths["in"][0], line.encode("utf-8")).result(30)
   decisions, dead = [], []
   with open(tmp_path / "job.log", "w") as log:
     job = _start_flink(services, paths, f"local:{tmp_path}/store", log)
@@ -88,8 +101,53 @@ def test_flink_pubsub_gives_directs_decisions(services, tmp_path):
     finally:
       _kill(job)
   assert len(decisions) + len(dead) == len(lines), open(tmp_path / "job.log").read()[-3000:]
-  flink = {d["event_id"]: (d["action"], d["metadata"].get("knowledge_id")) for d in decisions}
+  flink = _decided(decisions)
   assert len(flink) == len(decisions)
   assert flink == direct
   assert valid_event_ids(lines) <= flink.keys()
   assert all(len(d["trace_id"]) == 32 for d in decisions)
+
+
+def test_killed_and_restarted_flink_subscriber_gives_one_document_and_decision_per_event(services, tmp_path):
+  """Job 1 is killed as soon as its first decisions arrive; job 2 starts fresh on the same
+  subscription. Without checkpoints PubsubIO acks nothing, so job 1's messages are delivered
+  again: decisions arrive at least once, the store keeps one document per event, and the
+  decisions deduplicated by event id are DirectRunner's."""
+  from agentflow import QueryFilter
+  from agentflow.stores.local import LocalVectorStore
+  from agentflow.types import document_id
+
+  lines = event_lines(40)
+  direct = _prepare(lines, tmp_path)
+  store = tmp_path / "store"
+  pub, sub, paths = _topics("restart")
+  for line in lines:
+    pub.publish(paths["in"][0], line.encode("utf-8")).result(30)
+  decisions, dead = [], []
+  with open(tmp_path / "job1.log", "w") as log:
+    job = _start_flink(services, paths, f"local:{store}", log)
+    try:
+      _collect(sub, paths, decisions, dead, lambda: decisions, time.time() + 420, job, tmp_path / "job1.log")
+    finally:
+      _kill(job)
+  before_restart = {d["event_id"] for d in decisions}
+
+  after = []
+  with open(tmp_path / "job2.log", "w") as log:
+    job = _start_flink(services, paths, f"local:{store}", log)
+    try:
+      _collect(sub, paths, after, dead, lambda: direct.keys() <= {d["event_id"] for d in decisions + after},
+               time.time() + 480, job, tmp_path / "job2.log")
+    finally:
+      _kill(job)
+  redelivered = before_restart & {d["event_id"] for d in after}
+  assert redelivered, "no event decided before the kill was delivered again after the restart"
+  flink = _decided(decisions + after)
+  assert flink == direct, open(tmp_path / "job2.log").read()[-3000:]
+  print(f"restart: {len(decisions)} decisions before the kill, {len(after)} after, {len(redelivered)} redelivered;"
+        f" {len(flink)} events decided once after dedupe")
+  assert {r["reason"] for r in dead} <= {r["reason"] for r in map(json.loads, open(tmp_path / "direct-dl.jsonl"))}
+  with LocalVectorStore(str(store), 384) as s:
+    assert s.count(QueryFilter(kind="event")) == len(direct)
+    docs = s.get([document_id(e) for e in sorted(direct)])
+  assert all(d is not None for d in docs)
