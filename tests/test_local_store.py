@@ -147,3 +147,86 @@ def test_several_processes_write_and_read(tmp_path):
 def test_unknown_store_scheme_is_a_clear_error():
   with pytest.raises(ValueError, match="scheme 'nosuch' is not available"):
     store_from_uri("nosuch:somewhere", DIM)
+
+
+def _snapshot_seq(path):
+  import json
+  with open(os.path.join(path, "index.json")) as f:
+    return json.load(f)["seq"]
+
+
+def _write_more(path, queue):
+  with LocalVectorStore(path, DIM) as s:
+    s.upsert(_docs(3, seed=9, prefix="other-"))
+    s.delete(["d0"])
+  queue.put("ok")
+
+
+def test_reopening_within_linger_reuses_the_engine_and_sees_other_processes_writes(tmp_path):
+  """Per-bundle open/close (the streaming DirectRunner) reuses one engine and does not
+  rewrite the index snapshot each time; rows another process wrote are seen on reopen."""
+  config = LocalStoreConfig(linger_s=60, snapshot_interval_s=3600)
+  path = str(tmp_path)
+  docs = _docs(20)
+  with LocalVectorStore(path, DIM, config) as s:
+    s.upsert(docs[:10])
+    engine = s.engine
+  first_snapshot = _snapshot_seq(path)
+  for d in docs[10:]:
+    with LocalVectorStore(path, DIM, config) as s:
+      assert s.engine is engine
+      s.upsert([d])
+  assert _snapshot_seq(path) == first_snapshot
+
+  ctx = mp.get_context("spawn")
+  queue = ctx.Queue()
+  proc = ctx.Process(target=_write_more, args=(path, queue))
+  proc.start()
+  proc.join(120)
+  assert queue.get(timeout=5) == "ok" and proc.exitcode == 0
+  with LocalVectorStore(path, DIM, config) as s:
+    assert s.engine is engine
+    assert s.count() == 22
+    other = _docs(3, seed=9, prefix="other-")[1]
+    assert s.query(np.stack([other.vector]), 1)[0][0].id == other.id
+    assert "d0" not in {h.id for h in s.query(np.stack([docs[0].vector]), 5)[0]}
+    latest = engine.seq
+  from agentflow.stores.local import release_idle_engines
+  release_idle_engines()
+  assert _snapshot_seq(path) == latest > first_snapshot
+  with LocalVectorStore(path, DIM, config) as s:
+    assert s.engine is not engine and s.count() == 22
+
+
+def test_a_recreated_directory_gets_a_fresh_engine(tmp_path):
+  import shutil
+  path = str(tmp_path / "store")
+  config = LocalStoreConfig(linger_s=60)
+  with LocalVectorStore(path, DIM, config) as s:
+    s.upsert(_docs(5))
+  shutil.rmtree(path)
+  with LocalVectorStore(path, DIM, config) as s:
+    assert s.count() == 0
+    assert s.query(np.stack([_docs(1)[0].vector]), 3) == [[]]
+
+
+def _forked_writer(path, queue):
+  with LocalVectorStore(path, DIM, LocalStoreConfig(linger_s=60)) as s:
+    queue.put(s.engine.pid == os.getpid())
+    s.upsert(_docs(2, seed=5, prefix="child-"))
+
+
+def test_a_forked_process_opens_its_own_engine(tmp_path):
+  """A lingering engine inherited through fork is not used: its SQLite connection is the parent's."""
+  path = str(tmp_path)
+  config = LocalStoreConfig(linger_s=60)
+  with LocalVectorStore(path, DIM, config) as s:
+    s.upsert(_docs(3))
+  ctx = mp.get_context("fork")
+  queue = ctx.Queue()
+  proc = ctx.Process(target=_forked_writer, args=(path, queue))
+  proc.start()
+  proc.join(60)
+  assert queue.get(timeout=5) is True and proc.exitcode == 0
+  with LocalVectorStore(path, DIM, config) as s:
+    assert s.count() == 5

@@ -5,10 +5,15 @@ store safe for several worker processes writing and reading the same directory, 
 upserts by primary key; usearch is a maintained single-file HNSW library that is fast on
 CPU. Every write bumps a global sequence number, so each process keeps its in-memory HNSW
 index current by replaying rows newer than the last one it saw (deletes are tombstones).
-The index is snapshotted to disk on close, so a restart replays only the tail.
+The index is snapshotted to disk, so a restart replays only the tail.
+
+A closed engine lingers for `linger_s` before it is released: runners that set up and
+tear down DoFns on every bundle (Beam's streaming DirectRunner) then reuse one engine
+instead of reloading and rewriting the whole index per bundle.
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import fcntl
 import hashlib
@@ -16,6 +21,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -48,12 +54,17 @@ class LocalStoreConfig:
 
   `exact_filter_limit`: a filtered query whose filter matches at most this many rows is
   answered by exact search over those rows, which is both faster and exact there.
+  `linger_s`: how long a process keeps a closed store's engine for the next open (0:
+  release on close). `snapshot_interval_s`: the least time between index snapshots
+  written on close; an engine's release always writes one.
   """
   connectivity: int = 16
   expansion_add: int = 128
   expansion_search: int = 96
   exact_filter_limit: int = 4096
   busy_timeout_s: float = 60.0
+  linger_s: float = 10.0
+  snapshot_interval_s: float = 30.0
 
 
 def _key(doc_id: str) -> int:
@@ -68,9 +79,13 @@ class _Engine:
     self.path, self.dimension, self.config = path, dimension, config
     self.lock = threading.RLock()
     self.refs = 0
+    self.pid = os.getpid()
+    self.release_timer: Optional[threading.Timer] = None
+    self.snapshot_at = float("-inf")
     os.makedirs(path, exist_ok=True)
     self.db = sqlite3.connect(os.path.join(path, "store.sqlite"), timeout=config.busy_timeout_s,
                               check_same_thread=False, isolation_level=None)
+    self.inode = os.stat(os.path.join(path, "store.sqlite")).st_ino
     self.db.execute("PRAGMA journal_mode=WAL")
     self.db.execute("PRAGMA synchronous=NORMAL")
     self._write(lambda: self.db.executescript(_SCHEMA) and None, begin=False)
@@ -111,6 +126,28 @@ class _Engine:
       raise ValueError(f"store at {self.path} holds {stored}-d vectors; cannot open it for "
                        f"{self.dimension}-d embeddings (choose another --store path or model)")
 
+  def usable(self) -> bool:
+    """Opened by this process and, when idle, still on the database file it opened (a
+    directory deleted and created again gets a new engine)."""
+    if self.pid != os.getpid():
+      return False
+    try:
+      return self.refs > 0 or os.stat(os.path.join(self.path, "store.sqlite")).st_ino == self.inode
+    except OSError:
+      return False
+
+  def abandon(self) -> None:
+    """Forget this engine without a snapshot; one inherited from a parent process is left alone."""
+    if self.pid == os.getpid():
+      if self.release_timer is not None:
+        self.release_timer.cancel()
+      self.db.close()
+
+  def shutdown(self) -> None:
+    self.sync()
+    self.save_snapshot()
+    self.db.close()
+
   def _snapshot_files(self) -> Tuple[str, str]:
     return os.path.join(self.path, "index.usearch"), os.path.join(self.path, "index.json")
 
@@ -133,6 +170,7 @@ class _Engine:
     """Atomically replace the on-disk index if ours is newer; other processes' snapshots win ties."""
     idx_file, meta_file = self._snapshot_files()
     with self.lock, open(os.path.join(self.path, "index.lock"), "w") as lock:
+      self.snapshot_at = time.monotonic()
       if self.seq <= self.snapshot_seq:
         return
       fcntl.flock(lock, fcntl.LOCK_EX)
@@ -244,6 +282,26 @@ _ENGINES: Dict[Tuple[str, int], _Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
+def _release(key: Tuple[str, int], engine: _Engine) -> None:
+  """Drop an idle engine: snapshot its index and close its database."""
+  with _ENGINES_LOCK:
+    if engine.refs > 0 or _ENGINES.get(key) is not engine:
+      return
+    del _ENGINES[key]
+  engine.shutdown()
+
+
+@atexit.register
+def release_idle_engines() -> None:
+  """Release every engine no store in this process has open (also run at exit)."""
+  for key, engine in list(_ENGINES.items()):
+    if engine.pid != os.getpid():
+      continue
+    if engine.release_timer is not None:
+      engine.release_timer.cancel()
+    _release(key, engine)
+
+
 class LocalVectorStore(VectorStore):
   """Embedded, on-disk vector store; `path` is a directory shared by all workers on the machine.
 
@@ -279,23 +337,39 @@ class LocalVectorStore(VectorStore):
     key = (self.path, self._dimension)
     with _ENGINES_LOCK:
       engine = _ENGINES.get(key)
+      if engine is not None and not engine.usable():
+        del _ENGINES[key]
+        engine.abandon()
+        engine = None
+      reused = engine is not None and engine.refs == 0
       if engine is None:
         engine = _ENGINES[key] = _Engine(self.path, self._dimension, self.config)
+      if engine.release_timer is not None:
+        engine.release_timer.cancel()
+        engine.release_timer = None
       engine.refs += 1
     self._engine = engine
+    if reused:
+      engine.sync()
 
   def close(self) -> None:
     engine, self._engine = self._engine, None
     if engine is None:
       return
+    key = (self.path, self._dimension)
     with _ENGINES_LOCK:
       engine.refs -= 1
       if engine.refs > 0:
         return
-      del _ENGINES[(self.path, self._dimension)]
-    engine.sync()
-    engine.save_snapshot()
-    engine.db.close()
+      if self.config.linger_s > 0:
+        engine.release_timer = threading.Timer(self.config.linger_s, _release, (key, engine))
+        engine.release_timer.daemon = True
+        engine.release_timer.start()
+    if self.config.linger_s <= 0:
+      _release(key, engine)
+    elif time.monotonic() - engine.snapshot_at >= self.config.snapshot_interval_s:
+      engine.sync()
+      engine.save_snapshot()
 
   def upsert(self, docs: Sequence[Document]) -> Sequence[Optional[str]]:
     if docs:
