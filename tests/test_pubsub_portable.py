@@ -64,10 +64,24 @@ def _collect(sub, paths, decisions, dead, until, deadline, job, log_path):
       time.sleep(0.5)
 
 
-def _topics(prefix):
-  """Input, decisions and dead-letter topics, each with a subscription, keyed in, out, dead."""
+def _run_flink(services, sub, paths, store, log_path, decisions, dead, until, timeout_s):
+  """Run the job until `until()` holds (or `timeout_s` passes), collecting its output, then kill it."""
+  with open(log_path, "w") as log:
+    job = _start_flink(services, paths, store, log)
+    try:
+      _collect(sub, paths, decisions, dead, until, time.time() + timeout_s, job, log_path)
+    finally:
+      _kill(job)
+
+
+def _topics(prefix, lines):
+  """Input, decisions and dead-letter topics, each with a subscription, keyed in, out, dead;
+  `lines` are published to the input."""
   pub, sub, paths = create_topics(PROJECT, [f"{prefix}-in", f"{prefix}-out", f"{prefix}-dead"])
-  return pub, sub, {role: paths[f"{prefix}-{role}"] for role in ("in", "out", "dead")}
+  paths = {role: paths[f"{prefix}-{role}"] for role in ("in", "out", "dead")}
+  for line in lines:
+    pub.publish(paths["in"][0], line.encode("utf-8")).result(30)
+  return sub, paths
 
 
 def _decided(decisions):
@@ -89,17 +103,10 @@ def _prepare(lines, tmp_path):
 def test_flink_pubsub_gives_directs_decisions(services, tmp_path):
   lines = event_lines(30)
   direct = _prepare(lines, tmp_path)
-  pub, sub, paths = _topics("events")
-  for line in lines:
-    pub.publish(paths["in"][0], line.encode("utf-8")).result(30)
+  sub, paths = _topics("events", lines)
   decisions, dead = [], []
-  with open(tmp_path / "job.log", "w") as log:
-    job = _start_flink(services, paths, f"local:{tmp_path}/store", log)
-    try:
-      _collect(sub, paths, decisions, dead, lambda: len(decisions) + len(dead) >= len(lines),
-               time.time() + 420, job, tmp_path / "job.log")
-    finally:
-      _kill(job)
+  _run_flink(services, sub, paths, f"local:{tmp_path}/store", tmp_path / "job.log", decisions, dead,
+             lambda: len(decisions) + len(dead) >= len(lines), 420)
   assert len(decisions) + len(dead) == len(lines), open(tmp_path / "job.log").read()[-3000:]
   flink = _decided(decisions)
   assert len(flink) == len(decisions)
@@ -120,26 +127,14 @@ def test_killed_and_restarted_flink_subscriber_gives_one_document_and_decision_p
   lines = event_lines(40)
   direct = _prepare(lines, tmp_path)
   store = tmp_path / "store"
-  pub, sub, paths = _topics("restart")
-  for line in lines:
-    pub.publish(paths["in"][0], line.encode("utf-8")).result(30)
+  sub, paths = _topics("restart", lines)
   decisions, dead = [], []
-  with open(tmp_path / "job1.log", "w") as log:
-    job = _start_flink(services, paths, f"local:{store}", log)
-    try:
-      _collect(sub, paths, decisions, dead, lambda: decisions, time.time() + 420, job, tmp_path / "job1.log")
-    finally:
-      _kill(job)
+  _run_flink(services, sub, paths, f"local:{store}", tmp_path / "job1.log", decisions, dead, lambda: decisions, 420)
   before_restart = {d["event_id"] for d in decisions}
 
   after = []
-  with open(tmp_path / "job2.log", "w") as log:
-    job = _start_flink(services, paths, f"local:{store}", log)
-    try:
-      _collect(sub, paths, after, dead, lambda: direct.keys() <= {d["event_id"] for d in decisions + after},
-               time.time() + 480, job, tmp_path / "job2.log")
-    finally:
-      _kill(job)
+  _run_flink(services, sub, paths, f"local:{store}", tmp_path / "job2.log", after, dead,
+             lambda: direct.keys() <= {d["event_id"] for d in decisions + after}, 480)
   redelivered = before_restart & {d["event_id"] for d in after}
   assert redelivered, "no event decided before the kill was delivered again after the restart"
   flink = _decided(decisions + after)
