@@ -143,9 +143,13 @@ class _Engine:
         self.release_timer.cancel()
       self.db.close()
 
-  def shutdown(self) -> None:
+  def snapshot(self) -> None:
+    """Catch up with every process's writes, then save the index if it is newer than the saved one."""
     self.sync()
     self.save_snapshot()
+
+  def shutdown(self) -> None:
+    self.snapshot()
     self.db.close()
 
   def _snapshot_files(self) -> Tuple[str, str]:
@@ -341,7 +345,6 @@ class LocalVectorStore(VectorStore):
         del _ENGINES[key]
         engine.abandon()
         engine = None
-      reused = engine is not None and engine.refs == 0
       if engine is None:
         engine = _ENGINES[key] = _Engine(self.path, self._dimension, self.config)
       if engine.release_timer is not None:
@@ -349,8 +352,6 @@ class LocalVectorStore(VectorStore):
         engine.release_timer = None
       engine.refs += 1
     self._engine = engine
-    if reused:
-      engine.sync()
 
   def close(self) -> None:
     engine, self._engine = self._engine, None
@@ -368,8 +369,7 @@ class LocalVectorStore(VectorStore):
     if self.config.linger_s <= 0:
       _release(key, engine)
     elif time.monotonic() - engine.snapshot_at >= self.config.snapshot_interval_s:
-      engine.sync()
-      engine.save_snapshot()
+      engine.snapshot()
 
   def upsert(self, docs: Sequence[Document]) -> Sequence[Optional[str]]:
     if docs:
