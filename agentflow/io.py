@@ -69,7 +69,7 @@ def _check_native_pubsub(opts) -> None:
                      "the cross-language Pub/Sub IO")
 
 
-def pubsub_root_url(opts) -> None:
+def set_default_pubsub_root_url(opts) -> None:
   """Points Java's PubsubIO at the emulator when PUBSUB_EMULATOR_HOST is set and no endpoint was given."""
   host = os.environ.get("PUBSUB_EMULATOR_HOST")
   if not opts.pubsub_root_url:

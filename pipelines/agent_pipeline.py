@@ -21,7 +21,7 @@ if __package__ in (None, ""):
 
 from agentflow.audit import AuditLog  # noqa: E402
 from agentflow.graph import AgentGraph, GraphConfig  # noqa: E402
-from agentflow.io import ReadEvents, WriteRecords, pubsub_root_url  # noqa: E402
+from agentflow.io import ReadEvents, WriteRecords, set_default_pubsub_root_url  # noqa: E402
 from agentflow.knowledge import IngestKnowledge  # noqa: E402
 from agentflow.models.base import model_from_spec  # noqa: E402
 from agentflow.models.cache import CachingEmbeddingHandler, cache_from_spec  # noqa: E402
@@ -56,7 +56,7 @@ def build(p: beam.Pipeline, opts: AgentflowOptions, source=None) -> Tuple[beam.P
                        retrieve=RetrieveConfig(k=opts.top_k, batch_size=opts.store_batch_size))
   raw = p | "Read" >> (source or ReadEvents(opts))
   decisions, dead = raw | "Agent" >> AgentGraph(handler, store, policy, config).with_dead_letters()
-  pubsub_root_url(opts)
+  set_default_pubsub_root_url(opts)
   sinks = dict(kafka_bootstrap=opts.kafka_bootstrap, kafka_expansion_service=opts.kafka_expansion_service,
                pubsub_expansion_service=opts.pubsub_expansion_service)
   _ = decisions | "WriteDecisions" >> WriteRecords(opts.decisions_output, opts.output_topic, opts.output_kafka_topic, **sinks)

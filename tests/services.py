@@ -37,10 +37,10 @@ def cli_env(**extra):
   return dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE="1", **extra)
 
 
-def agentflow_cli(*args, cwd, env=None):
+def agentflow_cli(*args, cwd, env=None, timeout=600):
   """Runs `python -m agentflow.cli ARGS` and asserts it succeeded; returns the finished process."""
   proc = subprocess.run([sys.executable, "-m", "agentflow.cli", *args], capture_output=True, text=True,
-                        timeout=600, cwd=cwd, env=cli_env(**(env or {})))
+                        timeout=timeout, cwd=cwd, env=cli_env(**(env or {})))
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
   return proc
 

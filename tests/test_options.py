@@ -66,16 +66,16 @@ def test_python_pubsub_on_a_portable_runner_fails_naming_the_cross_language_flag
 
 def test_cross_language_pubsub_endpoint_defaults_to_the_emulator(monkeypatch):
   from apache_beam.options.pipeline_options import PipelineOptions
-  from agentflow.io import pubsub_root_url
+  from agentflow.io import set_default_pubsub_root_url
   monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085")
   xlang = PipelineOptions(["--pubsub_expansion_service", "localhost:8097"]).view_as(AgentflowOptions)
-  pubsub_root_url(xlang)
+  set_default_pubsub_root_url(xlang)
   assert xlang.pubsub_root_url == "http://127.0.0.1:8085"
   given = PipelineOptions(["--pubsub_expansion_service", "localhost:8097",
                            "--pubsub_endpoint", "https://pubsub.example:443"]).view_as(AgentflowOptions)
-  pubsub_root_url(given)
+  set_default_pubsub_root_url(given)
   assert given.pubsub_root_url == "https://pubsub.example:443"
   native = PipelineOptions(["--pubsub_endpoint="]).view_as(AgentflowOptions)
-  pubsub_root_url(native)
+  set_default_pubsub_root_url(native)
   assert native.pubsub_root_url is None
   assert "pubsub_root_url" not in native.get_all_options(drop_default=True)

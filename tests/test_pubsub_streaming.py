@@ -8,7 +8,7 @@ import time
 import pytest
 
 from pubsub_emulator import PubSubEmulator, create_topics, emulator_jar, pull_until
-from services import cli_env
+from services import agentflow_cli, cli_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
@@ -31,10 +31,8 @@ def test_streaming_pubsub_decisions(emulator, tmp_path):
   pub, sub, paths = create_topics(PROJECT, ["events-in", "decisions-out", "dead-out"])
   store = f"local:{tmp_path}/store"
   env = cli_env()
-  ingest = subprocess.run([sys.executable, "-m", "agentflow.cli", "ingest", "--knowledge", KNOWLEDGE,
-                           "--store", store, "--dead_letter_output", str(tmp_path / "dl")],
-                          capture_output=True, text=True, timeout=300, env=env)
-  assert ingest.returncode == 0, ingest.stderr[-2000:]
+  agentflow_cli("ingest", "--knowledge", KNOWLEDGE, "--store", store, "--dead_letter_output", str(tmp_path / "dl"),
+                cwd=tmp_path, timeout=300)
   job = subprocess.Popen(
       [sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--runner", "DirectRunner",
        "--input_subscription", paths["events-in"][1], "--output_topic", paths["decisions-out"][0],
