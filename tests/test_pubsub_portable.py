@@ -134,7 +134,8 @@ def test_killed_and_restarted_flink_subscriber_gives_one_document_and_decision_p
 
   after = []
   _run_flink(services, sub, paths, f"local:{store}", tmp_path / "job2.log", after, dead,
-             lambda: direct.keys() <= {d["event_id"] for d in decisions + after}, 480)
+             lambda: direct.keys() <= {d["event_id"] for d in decisions + after}
+             and before_restart & {d["event_id"] for d in after}, 480)
   redelivered = before_restart & {d["event_id"] for d in after}
   assert redelivered, "no event decided before the kill was delivered again after the restart"
   flink = _decided(decisions + after)
