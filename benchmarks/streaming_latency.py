@@ -27,7 +27,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from common import bar_plot, percentiles, save  # noqa: E402
-from pubsub_emulator import PubSubEmulator, emulator_jar  # noqa: E402
+from pubsub_emulator import PubSubEmulator, create_topics, emulator_jar  # noqa: E402
 from texts import make_events, texts_of  # noqa: E402
 
 PROJECT = "agentflow-bench"
@@ -45,13 +45,7 @@ def main(argv=None):
   work = tempfile.mkdtemp()
   with PubSubEmulator(os.path.join(work, "emulator.log")) as host:
     os.environ["PUBSUB_EMULATOR_HOST"] = host
-    from google.cloud import pubsub_v1
-    pub, sub = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    paths = {}
-    for name in ("bench-in", "bench-out", "bench-dead"):
-      topic = pub.create_topic(name=pub.topic_path(PROJECT, name)).name
-      paths[name] = (topic, sub.create_subscription(name=sub.subscription_path(PROJECT, name + "-sub"),
-                                                    topic=topic).name)
+    pub, sub, paths = create_topics(PROJECT, ["bench-in", "bench-out", "bench-dead"])
     env = dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE="1")
     store = f"local:{work}/store"
     subprocess.run([sys.executable, "-m", "agentflow.cli", "ingest", "--knowledge", KNOWLEDGE, "--store", store,
