@@ -210,6 +210,31 @@ def test_a_recreated_directory_gets_a_fresh_engine(tmp_path):
     assert s.query(np.stack([_docs(1)[0].vector]), 3) == [[]]
 
 
+def test_a_deleted_directory_is_released_without_a_snapshot(tmp_path, monkeypatch):
+  """A lingering engine whose directory was deleted (a temporary store) is dropped quietly,
+  both by its linger timer and at exit: nothing is written and nothing is raised."""
+  import shutil
+  import threading
+  import time
+  from agentflow.stores import local
+  errors = []
+  monkeypatch.setattr(threading, "excepthook", errors.append)
+  for linger_s, path in ((60, str(tmp_path / "at-exit")), (0.1, str(tmp_path / "timer"))):
+    with LocalVectorStore(path, DIM, LocalStoreConfig(linger_s=linger_s, snapshot_interval_s=3600)) as s:
+      s.upsert(_docs(5))
+      engine = s.engine
+    shutil.rmtree(path)
+    if linger_s < 1:
+      deadline = time.time() + 10
+      while engine in local._ENGINES.values() and time.time() < deadline:
+        time.sleep(0.05)
+    else:
+      local.release_idle_engines()
+    assert engine not in local._ENGINES.values()
+    assert not os.path.exists(path)
+  assert errors == []
+
+
 def _forked_writer(path, queue):
   with LocalVectorStore(path, DIM, LocalStoreConfig(linger_s=60)) as s:
     queue.put(s.engine.pid == os.getpid())

@@ -287,12 +287,16 @@ _ENGINES_LOCK = threading.Lock()
 
 
 def _release(key: Tuple[str, int], engine: _Engine) -> None:
-  """Drop an idle engine: snapshot its index and close its database."""
+  """Drop an idle engine: snapshot its index and close its database (only close it when its
+  directory is gone or was replaced, e.g. a temporary store)."""
   with _ENGINES_LOCK:
     if engine.refs > 0 or _ENGINES.get(key) is not engine:
       return
     del _ENGINES[key]
-  engine.shutdown()
+  if engine.usable():
+    engine.shutdown()
+  else:
+    engine.abandon()
 
 
 @atexit.register
