@@ -58,7 +58,7 @@ class AgentflowOptions(PipelineOptions):
     parser.add_argument("--answer_threshold", type=float, default=0.45,
                         help="Cosine similarity needed to reply with a known answer.")
     parser.add_argument("--embed_batch_size", type=int, default=1024,
-                        help="Largest RunInference batch (texts are length-sorted inside it).")
+                        help="Texts per RunInference batch, fewer only at a bundle end (length-sorted inside it).")
     parser.add_argument("--store_batch_size", type=int, default=64,
                         help="Documents per store write / queries per store call.")
     parser.add_argument("--max_text_chars", type=int, default=20000,

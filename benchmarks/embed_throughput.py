@@ -44,7 +44,7 @@ def raw_encode(texts, batch):
   return len(texts) / (time.perf_counter() - t0)
 
 
-def graph(events, batch, workdir, min_batch=256, max_batch=1024):
+def graph(events, batch, workdir, min_batch=None, max_batch=1024):
   handler = SentenceTransformerHandler(encode_batch_size=batch, min_batch_size=min_batch, max_batch_size=max_batch)
   store = LocalVectorStore(os.path.join(workdir, "store"), handler.dimension)
   with beam.Pipeline() as p:
@@ -79,7 +79,7 @@ def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__)
   ap.add_argument("--events", type=int, default=10_000)
   ap.add_argument("--batch", type=int, default=64)
-  ap.add_argument("--min_batch", type=int, default=256, help="RunInference min batch (handler default)")
+  ap.add_argument("--min_batch", type=int, default=None, help="RunInference min batch (default: --max_batch, the handler default)")
   ap.add_argument("--max_batch", type=int, default=1024, help="RunInference max batch (handler default)")
   args = ap.parse_args(argv)
   events = make_events(args.events)

@@ -13,8 +13,7 @@ import time
 from typing import List, Optional, Tuple
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOptions, SetupOptions,
-                                                  StandardOptions)
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, SetupOptions
 
 if __package__ in (None, ""):
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,10 +36,7 @@ from agentflow.upsert import UpsertConfig  # noqa: E402
 
 def components(opts: AgentflowOptions):
   """The model handler, store and policy the options describe (built, not opened)."""
-  batching = {"max_batch_size": opts.embed_batch_size}
-  if opts.view_as(StandardOptions).streaming:
-    batching["min_batch_size"] = 1  # never wait for a batch to fill: latency over throughput
-  handler = model_from_spec(opts.model, **batching)
+  handler = model_from_spec(opts.model, max_batch_size=opts.embed_batch_size)
   if opts.embedding_cache != "none":
     handler = CachingEmbeddingHandler(handler, cache_from_spec(opts.embedding_cache, opts.embedding_cache_size))
   store = store_from_uri(opts.store, handler.dimension)

@@ -9,6 +9,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from agentflow import (AgentEvent, Decide, Embed, Preprocess, Retrieve,
                        RetrieveConfig, RetrievalAnswerPolicy, VectorUpsert)
+from agentflow.models import SentenceTransformerHandler
 from agentflow.models.base import EmbeddingModelHandler
 from agentflow.policies.base import DecisionPolicy
 from agentflow.stores.base import TransientReason
@@ -81,6 +82,36 @@ def test_embed_dead_letters_failed_inferences():
     assert_that(ok | beam.Map(lambda e: e.event_id), equal_to(["e1"]), label="ok")
     assert_that(dead | beam.Map(lambda d: (d.stage, d.reason, d.event_id, "exploded" in d.error)),
                 equal_to([("embed", "inference_error", "e2", True)]), label="dead")
+
+
+_CALL_SIZES = []
+
+
+class _CountingSentenceTransformerHandler(SentenceTransformerHandler):
+  """The model is skipped: each call's batch size is recorded."""
+
+  def load_model(self):
+    return None
+
+  def embed(self, model, texts):
+    _CALL_SIZES.append(len(texts))
+    return np.tile(_vec(0, 384), (len(texts), 1))
+
+
+def test_embed_hands_the_model_full_batches_not_an_adaptive_ramp():
+  """Calls of 1024 texts encode faster than calls of 256 (less padding), so RunInference
+  gives the sentence-transformers model `max_batch_size` texts per call by default."""
+  _CALL_SIZES.clear()
+  with TestPipeline() as p:
+    out = (p | beam.Create([_event(i, f"text {i}") for i in range(1300)], reshuffle=False)
+           | Embed(_CountingSentenceTransformerHandler(max_batch_size=600)))
+    assert_that(out | beam.combiners.Count.Globally(), equal_to([1300]))
+  assert _CALL_SIZES[:2] == [600, 600] and sum(_CALL_SIZES) == 1300, _CALL_SIZES
+  _CALL_SIZES.clear()
+  with TestPipeline() as p:
+    _ = (p | beam.Create([_event(i, f"text {i}") for i in range(300)], reshuffle=False)
+         | Embed(_CountingSentenceTransformerHandler(max_batch_size=600, min_batch_size=1)))
+  assert _CALL_SIZES[0] < 300, "an explicit min_batch_size lets Beam's adaptive batching start small"
 
 
 def test_embed_rejects_model_store_dimension_mismatch(handler):

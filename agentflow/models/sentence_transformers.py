@@ -37,16 +37,17 @@ def _read_dimension(path: str) -> int:
 class SentenceTransformerHandler(EmbeddingModelHandler):
   """Embeds text with a local sentence-transformers model on CPU (or `device`).
 
-  RunInference hands over `min_batch_size`..`max_batch_size` texts at once (fewer at the
-  end of a bundle); the model encodes them in `encode_batch_size` chunks after sorting by
-  length, so large RunInference batches mean less padding per forward pass. Beam's
-  adaptive batching would otherwise start at one text per call.
+  RunInference hands over `max_batch_size` texts at once (fewer at the end of a bundle,
+  which it never waits past); the model encodes them in `encode_batch_size` chunks after
+  sorting by length, so large RunInference batches mean less padding per forward pass.
+  A smaller `min_batch_size` lets Beam's adaptive batching start there and grow.
   """
 
   def __init__(self, model_path: Optional[str] = None, device: str = "cpu",
-               min_batch_size: int = 256, max_batch_size: int = 1024, encode_batch_size: int = 64,
+               min_batch_size: Optional[int] = None, max_batch_size: int = 1024, encode_batch_size: int = 64,
                max_batch_duration_secs: Optional[int] = None, large_model: bool = False):
-    super().__init__(min_batch_size=min(min_batch_size, max_batch_size), max_batch_size=max_batch_size,
+    min_batch_size = max_batch_size if min_batch_size is None else min(min_batch_size, max_batch_size)
+    super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size,
                      max_batch_duration_secs=max_batch_duration_secs, large_model=large_model)
     # None means the packaged default, located again on each worker (site-packages differ).
     self._path = os.path.abspath(model_path) if model_path else None
