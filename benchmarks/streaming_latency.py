@@ -1,11 +1,19 @@
 """Streaming latency on the Pub/Sub emulator: event published -> decision received, at a fixed rate.
 
-  python benchmarks/streaming_latency.py [--rate 50] [--events 1000] [--warmup 100]
+  python benchmarks/streaming_latency.py [--rate 50] [--events 1000] [--warmup 100] [--runner direct|flink]
+                                        [--job graph|passthrough]
 
 Starts the Pub/Sub emulator, ingests the support knowledge base, starts `agentflow run
---streaming` (DirectRunner) reading a subscription and publishing decisions to a topic,
-publishes events at `--rate` per second and records, per event, the time from publish to
-the decision arriving at a subscriber in this process. Goal: p99 < 250 ms at 50 events/s.
+--streaming` reading a subscription and publishing decisions to a topic, waits until the
+job answers a probe event (so start-up is not measured), then publishes events at `--rate`
+per second and records, per event, the time from publish to the decision arriving at a
+subscriber in this process. Goal: p99 < 250 ms at 50 events/s.
+
+`--runner flink` runs the job on Flink (local, parallelism 1, LOOPBACK) reading and
+writing Pub/Sub through Java's PubsubIO cross-language, as `tests/test_pubsub_portable.py`
+does; it needs java and resolves runners/flink and runners/expansion from Maven Central.
+`--job passthrough` runs `pubsub_passthrough.py` instead of the graph: the same Pub/Sub
+source and sink with nothing between them, the latency floor of the runner and its IO.
 
 Afterwards it encodes the measured texts in this process, 10 at a time (the DirectRunner's
 Pub/Sub pull size), and prints the share of wall-clock time the model alone needs at `--rate`.
@@ -13,8 +21,10 @@ Pub/Sub pull size), and prints the share of wall-clock time the model alone need
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,11 +49,15 @@ def main(argv=None):
   ap.add_argument("--rate", type=float, default=50.0)
   ap.add_argument("--events", type=int, default=1000)
   ap.add_argument("--warmup", type=int, default=100)
+  ap.add_argument("--runner", choices=("direct", "flink"), default="direct")
+  ap.add_argument("--job", choices=("graph", "passthrough"), default="graph")
+  ap.add_argument("--ready_timeout", type=float, default=600.0,
+                  help="seconds to wait for the job to answer its first probe event")
   args = ap.parse_args(argv)
   if emulator_jar() is None:
     sys.exit("the Pub/Sub emulator (Cloud SDK component) and java are required")
   work = tempfile.mkdtemp()
-  with PubSubEmulator(os.path.join(work, "emulator.log")) as host:
+  with PubSubEmulator(os.path.join(work, "emulator.log")) as host, runner_services(args.runner, work) as runner_args:
     os.environ["PUBSUB_EMULATOR_HOST"] = host
     pub, sub, paths = create_topics(PROJECT, ["bench-in", "bench-out", "bench-dead"])
     env = dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE="1")
@@ -51,10 +65,13 @@ def main(argv=None):
     subprocess.run([sys.executable, "-m", "agentflow.cli", "ingest", "--knowledge", KNOWLEDGE, "--store", store,
                     "--dead_letter_output", os.path.join(work, "dl")], check=True, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    job = subprocess.Popen([sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--input_subscription",
-                            paths["bench-in"][1], "--output_topic", paths["bench-out"][0], "--dead_letter_topic",
-                            paths["bench-dead"][0], "--store", store, "--progress_interval", "0"],
-                           env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "job.log"), "w"))
+    command = ([sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--store", store,
+                "--dead_letter_topic", paths["bench-dead"][0], "--progress_interval", "0"]
+               if args.job == "graph" else [sys.executable, os.path.join(HERE, "pubsub_passthrough.py")])
+    job = subprocess.Popen([*command, *runner_args, "--input_subscription", paths["bench-in"][1],
+                            "--output_topic", paths["bench-out"][0]],
+                           env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "job.log"), "w"),
+                           start_new_session=True)
     sent, received = {}, {}
     done = threading.Event()
 
@@ -64,6 +81,8 @@ def main(argv=None):
 
     future = sub.subscribe(paths["bench-out"][1], callback=on_message)
     try:
+      ready = wait_ready(pub, paths["bench-in"][0], received, job, args.ready_timeout)
+      print(f"job answered its first probe after {ready:.0f} s", flush=True)
       total = args.warmup + args.events
       events = make_events(total, seed=3)
       start = time.time()
@@ -78,8 +97,13 @@ def main(argv=None):
     finally:
       done.set()
       future.cancel()
-      job.terminate()
-      job.wait(30)
+      with contextlib.suppress(ProcessLookupError):
+        os.killpg(job.pid, signal.SIGTERM)
+      try:
+        job.wait(30)
+      except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(30)
   measured = [json.loads(e)["event_id"] for e in events[args.warmup:]]
   encode_ms = encode_ms_per_text(texts_of(events[args.warmup:]), batch=10)
   lat = [(received[i] - sent[i]) * 1000 for i in measured if i in received]
@@ -90,10 +114,42 @@ def main(argv=None):
   print(f"ratio goal(250 ms)/p99 = {250.0 / p['p99']:.3f}  (>= 1 meets the goal)")
   busy = encode_ms * args.rate / 1000.0
   print(f"model encode alone, 10 texts a call: {encode_ms:.1f} ms/text = {busy:.2f} of wall-clock time at {args.rate:g}/s")
-  save("streaming_latency", {"rate": args.rate, "events": len(lat), "missing": missing, **p,
-                             "encode_ms_per_text_batch10": round(encode_ms, 3), "encode_busy_fraction": round(busy, 3)})
-  bar_plot("streaming_latency", f"Pub/Sub emulator, DirectRunner, {args.rate:g} events/s", ["p50", "p90", "p99"],
+  name = "_".join(["streaming_latency"] + [a for a in (args.runner, args.job) if a not in ("direct", "graph")])
+  save(name, {"runner": args.runner, "job": args.job, "rate": args.rate, "events": len(lat), "missing": missing, **p,
+              "ready_after_s": round(ready, 1), "encode_ms_per_text_batch10": round(encode_ms, 3),
+              "encode_busy_fraction": round(busy, 3)})
+  runner_name = {"direct": "DirectRunner", "flink": "FlinkRunner"}[args.runner]
+  bar_plot(name, f"Pub/Sub emulator, {runner_name}, {args.job}, {args.rate:g} events/s", ["p50", "p90", "p99"],
            {"latency ms": [p["p50"], p["p90"], p["p99"]]}, "ms", hline=(250.0, "goal p99 < 250 ms"))
+
+
+@contextlib.contextmanager
+def runner_services(runner, work):
+  """Yields the `agentflow run` arguments for `runner`, with any service it needs running."""
+  if runner == "direct":
+    yield []
+    return
+  from services import expansion_service, launcher
+  with expansion_service(work, "--experiments=use_deprecated_read") as expansion:
+    yield ["--runner", "FlinkRunner", "--flink_job_server_jar", launcher("flink"), "--flink_master", "[local]",
+           "--environment_type", "LOOPBACK", "--parallelism", "1", "--pubsub_expansion_service", expansion.address]
+
+
+def wait_ready(publisher, topic, received, job, timeout_s):
+  """Publishes a probe event every 2 s until a decision for one arrives; returns the seconds waited."""
+  start = time.time()
+  probes = [json.dumps({**json.loads(e), "event_id": f"probe-{i}"}) for i, e in enumerate(make_events(60, seed=5))]
+  published = 0
+  while not any(k.startswith("probe-") for k in received):
+    if job.poll() is not None:
+      sys.exit(f"the job exited with {job.returncode} before answering a probe")
+    if time.time() - start > timeout_s:
+      sys.exit(f"the job answered no probe within {timeout_s:.0f} s")
+    if time.time() - start >= 2 * published:
+      publisher.publish(topic, probes[published % len(probes)].encode())
+      published += 1
+    time.sleep(0.2)
+  return time.time() - start
 
 
 def encode_ms_per_text(texts, batch):
