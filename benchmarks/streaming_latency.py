@@ -28,7 +28,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,7 +72,6 @@ def main(argv=None):
                            env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "job.log"), "w"),
                            start_new_session=True)
     sent, received = {}, {}
-    done = threading.Event()
 
     def on_message(message):
       received.setdefault(json.loads(message.data)["event_id"], time.time())
@@ -95,7 +93,6 @@ def main(argv=None):
       while len(received) < total and time.time() < deadline:
         time.sleep(0.2)
     finally:
-      done.set()
       future.cancel()
       with contextlib.suppress(ProcessLookupError):
         os.killpg(job.pid, signal.SIGTERM)
