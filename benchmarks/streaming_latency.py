@@ -61,12 +61,14 @@ def main(argv=None):
     pub, sub, paths = create_topics(PROJECT, ["bench-in", "bench-out", "bench-dead"])
     env = dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE="1")
     store = f"local:{work}/store"
-    subprocess.run([sys.executable, "-m", "agentflow.cli", "ingest", "--knowledge", KNOWLEDGE, "--store", store,
-                    "--dead_letter_output", os.path.join(work, "dl")], check=True, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    command = ([sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--store", store,
-                "--dead_letter_topic", paths["bench-dead"][0], "--progress_interval", "0"]
-               if args.job == "graph" else [sys.executable, os.path.join(HERE, "pubsub_passthrough.py")])
+    if args.job == "graph":
+      subprocess.run([sys.executable, "-m", "agentflow.cli", "ingest", "--knowledge", KNOWLEDGE, "--store", store,
+                      "--dead_letter_output", os.path.join(work, "dl")], check=True, env=env,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+      command = [sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--store", store,
+                 "--dead_letter_topic", paths["bench-dead"][0], "--progress_interval", "0"]
+    else:
+      command = [sys.executable, os.path.join(HERE, "pubsub_passthrough.py")]
     job = subprocess.Popen([*command, *runner_args, "--input_subscription", paths["bench-in"][1],
                             "--output_topic", paths["bench-out"][0]],
                            env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "job.log"), "w"),
@@ -126,10 +128,9 @@ def runner_services(runner, work):
   if runner == "direct":
     yield []
     return
-  from services import expansion_service, launcher
-  with expansion_service(work, "--experiments=use_deprecated_read") as expansion:
-    yield ["--runner", "FlinkRunner", "--flink_job_server_jar", launcher("flink"), "--flink_master", "[local]",
-           "--environment_type", "LOOPBACK", "--parallelism", "1", "--pubsub_expansion_service", expansion.address]
+  from services import local_flink_args, pubsub_expansion_service
+  with pubsub_expansion_service(work) as expansion:
+    yield [*local_flink_args(), "--pubsub_expansion_service", expansion.address]
 
 
 def wait_ready(publisher, topic, received, job, timeout_s):

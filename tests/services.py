@@ -79,6 +79,12 @@ class Service:
     self.log.close()
 
 
+def local_flink_args():
+  """`agentflow run` options for Flink on an embedded local cluster: parallelism 1, LOOPBACK workers."""
+  return ["--runner", "FlinkRunner", "--flink_job_server_jar", launcher("flink"), "--flink_master", "[local]",
+          "--environment_type", "LOOPBACK", "--parallelism", "1"]
+
+
 def kafka_broker(workdir):
   """A single-node Kafka broker in KRaft mode (broker + controller) on loopback."""
   port, controller = free_port(), free_port()
@@ -119,3 +125,12 @@ def expansion_service(workdir, *options):
                     os.path.join(workdir, "expansion.log"), port)
   service.address = f"127.0.0.1:{port}"
   return service
+
+
+def pubsub_expansion_service(workdir):
+  """The expansion service for Java's PubsubIO on Flink.
+
+  use_deprecated_read: Flink runs the Pub/Sub source as a native unbounded source (acks on
+  checkpoint), not through the SDF wrapper, which stalls on the portable Flink runner.
+  """
+  return expansion_service(workdir, "--experiments=use_deprecated_read")

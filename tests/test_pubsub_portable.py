@@ -12,7 +12,7 @@ import pytest
 
 from example_events import event_lines, valid_event_ids
 from pubsub_emulator import PubSubEmulator, create_topics, emulator_jar, pull_json
-from services import ROOT, agentflow_cli, cli_env, expansion_service, java_available, launcher
+from services import ROOT, agentflow_cli, cli_env, java_available, local_flink_args, pubsub_expansion_service
 
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
 PROJECT = "agentflow-test"
@@ -24,10 +24,7 @@ pytestmark = pytest.mark.skipif(emulator_jar() is None or not java_available(),
 @pytest.fixture(scope="module")
 def services(tmp_path_factory):
   work = tmp_path_factory.mktemp("xlang")
-  # use_deprecated_read: Flink runs the Pub/Sub source as a native unbounded source (acks on
-  # checkpoint), not through the SDF wrapper, which stalls on the portable Flink runner.
-  with PubSubEmulator(work / "emulator.log") as host, \
-      expansion_service(str(work), "--experiments=use_deprecated_read") as expansion:
+  with PubSubEmulator(work / "emulator.log") as host, pubsub_expansion_service(str(work)) as expansion:
     os.environ["PUBSUB_EMULATOR_HOST"] = host
     try:
       yield expansion.address
@@ -38,9 +35,8 @@ def services(tmp_path_factory):
 def _start_flink(expansion, paths, store, log):
   """The streaming job on Flink in its own process group, so its job server is killed with it."""
   return subprocess.Popen(
-      [sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--runner", "FlinkRunner",
-       "--flink_job_server_jar", launcher("flink"), "--flink_master", "[local]", "--environment_type", "LOOPBACK",
-       "--parallelism", "1", "--pubsub_expansion_service", expansion,
+      [sys.executable, "-m", "agentflow.cli", "run", "--streaming", *local_flink_args(),
+       "--pubsub_expansion_service", expansion,
        "--input_subscription", paths["in"][1], "--output_topic", paths["out"][0],
        "--dead_letter_topic", paths["dead"][0], "--store", store, "--progress_interval", "0"],
       stdout=log, stderr=subprocess.STDOUT, env=cli_env(), start_new_session=True)

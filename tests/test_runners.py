@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from example_events import valid_event_ids
-from services import ROOT, agentflow_cli, expansion_service, java_available, kafka_broker, launcher
+from services import ROOT, agentflow_cli, expansion_service, java_available, kafka_broker, local_flink_args
 
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
 EVENTS = os.path.join(ROOT, "examples", "support_chatbot", "events.jsonl")
@@ -30,8 +30,7 @@ RUNNERS = {
     "direct": lambda: ["--runner", "DirectRunner"],
     "prism": lambda: ["--runner", "PrismRunner", "--prism_location", _prism_binary(),
                       "--environment_type", "LOOPBACK", "--prism_log_level", "warn"],
-    "flink": lambda: ["--runner", "FlinkRunner", "--flink_job_server_jar", launcher("flink"),
-                      "--flink_master", "[local]", "--environment_type", "LOOPBACK", "--parallelism", "1"],
+    "flink": local_flink_args,
 }
 
 
