@@ -2,7 +2,8 @@
 
 `ReadEvents` yields raw payloads (str for files, bytes for Pub/Sub and Kafka) for
 `Preprocess`; `WriteRecords` writes `Decision`s or `DeadLetter`s as JSON, one per line
-or message. Pub/Sub uses Beam's Python IO (DirectRunner, Dataflow), or with
+or message. Pub/Sub uses Beam's Python IO (DirectRunner, Dataflow; on the DirectRunner
+each pull takes up to 1,000 waiting messages, see `direct_pubsub`), or with
 `--pubsub_expansion_service` Java's PubsubIO cross-language, which portable runners
 (Flink) need. Kafka uses Beam's cross-language Kafka IO, expanded by a Java expansion
 service, so it runs on portable runners and Dataflow; see runners/README.md.
@@ -14,6 +15,8 @@ from typing import Tuple
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
+
+from agentflow import direct_pubsub
 
 PORTABLE_RUNNERS = ("FlinkRunner", "PrismRunner", "PortableRunner", "SparkRunner")
 
@@ -52,6 +55,7 @@ class ReadEvents(beam.PTransform):
             topic=o.input_topic or None, subscription=o.input_subscription or None,
             id_label=o.pubsub_id_attribute or None, expansion_service=o.pubsub_expansion_service)
       _check_native_pubsub(o)
+      direct_pubsub.install()
       return pbegin | "ReadPubSub" >> beam.io.ReadFromPubSub(
           topic=o.input_topic or None, subscription=o.input_subscription or None,
           id_label=o.pubsub_id_attribute or None)

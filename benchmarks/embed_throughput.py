@@ -1,6 +1,6 @@
 """Throughput of the whole five-stage graph vs raw `SentenceTransformer.encode`, and vs Beam's MLTransform.
 
-  python benchmarks/embed_throughput.py [--events 10000] [--batch 64]
+  python benchmarks/embed_throughput.py [--events 10000] [--batch 16]
 
 All three run in this one process on the same texts: raw `encode` (the physical limit on
 this CPU, run before and after the pipelines and averaged), agentflow's graph
@@ -78,7 +78,7 @@ def mltransform(texts, batch, workdir):
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__)
   ap.add_argument("--events", type=int, default=10_000)
-  ap.add_argument("--batch", type=int, default=64)
+  ap.add_argument("--batch", type=int, default=16)
   ap.add_argument("--min_batch", type=int, default=None, help="RunInference min batch (default: --max_batch, the handler default)")
   ap.add_argument("--max_batch", type=int, default=1024, help="RunInference max batch (handler default)")
   args = ap.parse_args(argv)

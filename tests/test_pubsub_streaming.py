@@ -61,3 +61,63 @@ def test_streaming_pubsub_decisions(emulator, tmp_path):
   assert by_id["p1"]["action"] == "reply" and by_id["p3"]["action"] == "reply"
   assert all(len(d["trace_id"]) == 32 for d in decisions)
   assert "jane@example.com" not in json.dumps(decisions)
+
+
+_BUNDLE_JOB = '''
+import json, sys
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from agentflow.io import ReadEvents
+from agentflow.options import AgentflowOptions
+
+
+class RecordBundles(beam.DoFn):
+  def start_bundle(self):
+    self.numbers = []
+
+  def process(self, data):
+    self.numbers.append(json.loads(data)["n"])
+
+  def finish_bundle(self):
+    if self.numbers:
+      with open(sys.argv[1], "a") as f:
+        f.write(json.dumps(self.numbers) + "\\n")
+
+
+options = PipelineOptions(sys.argv[2:])
+options.view_as(StandardOptions).streaming = True
+with beam.Pipeline(options=options) as p:
+  _ = p | ReadEvents(options.view_as(AgentflowOptions)) | beam.ParDo(RecordBundles())
+'''
+
+
+def _bundles(path):
+  return [json.loads(line) for line in open(path)] if os.path.exists(path) else []
+
+
+def test_direct_runner_pulls_a_backlog_in_bundles_larger_than_beams_ten(emulator, tmp_path):
+  pub, _, paths = create_topics(PROJECT, ["backlog-in"])
+  for future in [pub.publish(paths["backlog-in"][0], json.dumps({"n": n}).encode()) for n in range(300)]:
+    future.result(30)
+  script, out = tmp_path / "job.py", tmp_path / "bundles.jsonl"
+  script.write_text(_BUNDLE_JOB)
+  job = subprocess.Popen([sys.executable, str(script), str(out), "--runner", "DirectRunner",
+                          "--input_subscription", paths["backlog-in"][1]],
+                         env=cli_env(), stderr=open(tmp_path / "job.log", "w"))
+  try:
+    deadline = time.time() + 120
+    while sum(map(len, _bundles(out))) < 300 and time.time() < deadline and job.poll() is None:
+      time.sleep(0.5)
+    backlog = _bundles(out)
+    for n in (300, 301, 302):
+      pub.publish(paths["backlog-in"][0], json.dumps({"n": n}).encode()).result(30)
+    while sum(map(len, _bundles(out))) < 303 and time.time() < deadline and job.poll() is None:
+      time.sleep(0.5)
+    everything = _bundles(out)
+  finally:
+    job.terminate()
+    job.wait(30)
+  log = open(tmp_path / "job.log").read()[-3000:]
+  assert sorted(n for b in backlog for n in b) == list(range(300)), log
+  assert max(map(len, backlog)) > 10, [len(b) for b in backlog]
+  assert sorted(n for b in everything[len(backlog):] for n in b) == [300, 301, 302], log

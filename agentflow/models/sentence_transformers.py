@@ -40,11 +40,14 @@ class SentenceTransformerHandler(EmbeddingModelHandler):
   RunInference hands over `max_batch_size` texts at once (fewer at the end of a bundle,
   which it never waits past); the model encodes them in `encode_batch_size` chunks after
   sorting by length, so large RunInference batches mean less padding per forward pass.
+  Chunks of 16 keep padding low also when a call holds only a streaming bundle's few
+  dozen texts: on the 2-core machine, calls of 100 texts encoded at 55-59 texts/s in
+  chunks of 64 and at 87-101 in chunks of 16, while 1,000-text calls ran alike (ad hoc).
   A smaller `min_batch_size` lets Beam's adaptive batching start there and grow.
   """
 
   def __init__(self, model_path: Optional[str] = None, device: str = "cpu",
-               min_batch_size: Optional[int] = None, max_batch_size: int = 1024, encode_batch_size: int = 64,
+               min_batch_size: Optional[int] = None, max_batch_size: int = 1024, encode_batch_size: int = 16,
                max_batch_duration_secs: Optional[int] = None, large_model: bool = False):
     min_batch_size = max_batch_size if min_batch_size is None else min(min_batch_size, max_batch_size)
     super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size,
