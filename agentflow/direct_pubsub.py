@@ -13,6 +13,7 @@ runners read Pub/Sub with their own IO.
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import threading
 from typing import Dict, List, Tuple
@@ -54,12 +55,8 @@ def _message_timestamp(message, timestamp_attribute):
     return Timestamp.from_rfc3339(value)
 
 
-_CLASS = []
-
-
+@functools.lru_cache(maxsize=None)
 def _evaluator_class():
-  if _CLASS:
-    return _CLASS[0]
   from apache_beam.io.gcp.pubsub import PubsubMessage
   from apache_beam.runners.direct.transform_evaluator import _PubSubReadEvaluator
 
@@ -74,5 +71,4 @@ def _evaluator_class():
       return [(_message_timestamp(m.message, timestamp_attribute), PubsubMessage._from_message(m.message))
               for m in received]
 
-  _CLASS.append(_BatchPullEvaluator)
   return _BatchPullEvaluator
