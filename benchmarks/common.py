@@ -16,6 +16,14 @@ def percentiles(samples_ms, qs=(50, 99)):
   return {f"p{q}": round(float(np.percentile(arr, q)), 3) for q in qs}
 
 
+def embed_rate(handler, model, texts, call: int) -> float:
+  """Texts per second for `handler.embed` on `texts`, `call` texts per call, as RunInference hands them over."""
+  start = time.perf_counter()
+  for i in range(0, len(texts), call):
+    handler.embed(model, texts[i:i + call])
+  return len(texts) / (time.perf_counter() - start)
+
+
 def machine() -> dict:
   return {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
           "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -12,23 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from agentflow.models import SentenceTransformerHandler  # noqa: E402
-from common import bar_plot, save  # noqa: E402
+from common import bar_plot, embed_rate, save  # noqa: E402
 from texts import make_events, texts_of  # noqa: E402
-
-
-def texts_per_s(chunk, model, texts, call):
-  handler = SentenceTransformerHandler(encode_batch_size=chunk)
-  start = time.perf_counter()
-  for i in range(0, len(texts), call):
-    handler.embed(model, texts[i:i + call])
-  return len(texts) / (time.perf_counter() - start)
 
 
 def main(argv=None):
@@ -45,7 +36,7 @@ def main(argv=None):
   rates = {c: {} for c in chunks}
   for call in calls:
     for chunk in chunks:
-      rates[chunk][call] = texts_per_s(chunk, model, texts, call)
+      rates[chunk][call] = embed_rate(SentenceTransformerHandler(encode_batch_size=chunk), model, texts, call)
       print(f"calls of {call:5d}, chunks of {chunk:3d}: {rates[chunk][call]:7.1f} texts/s", flush=True)
     for chunk in chunks[1:]:
       print(f"calls of {call:5d}: chunks of {chunk} / chunks of {chunks[0]} = "

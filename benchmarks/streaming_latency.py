@@ -35,7 +35,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from common import bar_plot, percentiles, save  # noqa: E402
+from common import bar_plot, embed_rate, percentiles, save  # noqa: E402
 from pubsub_emulator import PubSubEmulator, create_topics, emulator_jar  # noqa: E402
 from texts import make_events, texts_of  # noqa: E402
 
@@ -157,10 +157,7 @@ def encode_ms_per_text(texts, batch):
   handler = SentenceTransformerHandler()
   model = handler.load_model()
   handler.embed(model, texts[:batch])
-  start = time.perf_counter()
-  for i in range(0, len(texts), batch):
-    handler.embed(model, texts[i:i + batch])
-  return (time.perf_counter() - start) * 1000.0 / len(texts)
+  return 1000.0 / embed_rate(handler, model, texts, batch)
 
 
 if __name__ == "__main__":
