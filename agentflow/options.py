@@ -50,6 +50,8 @@ class AgentflowOptions(PipelineOptions):
                         help="Vector store URI: local:DIR (embedded, default) or vespa:URL.")
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help="Embedding model: sentence-transformers[:LOCAL_DIR] or tfhub:SAVED_MODEL_DIR.")
+    parser.add_argument("--model_backend", default="torch", choices=("torch", "onnx"),
+                        help="Runtime for a sentence-transformers model: torch, or onnx (exported at load, CPU only).")
     parser.add_argument("--embedding_cache", default="lru",
                         help="Embedding cache: lru (per worker), redis://HOST:PORT[/DB] (shared) or none.")
     parser.add_argument("--embedding_cache_size", type=int, default=100000,

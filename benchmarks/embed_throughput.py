@@ -1,6 +1,6 @@
 """Throughput of the whole five-stage graph vs raw `SentenceTransformer.encode`, and vs Beam's MLTransform.
 
-  python benchmarks/embed_throughput.py [--events 10000] [--batch 16]
+  python benchmarks/embed_throughput.py [--events 10000] [--batch 16] [--backend torch|onnx]
 
 All three run in this one process on the same texts: raw `encode` (the physical limit on
 this CPU, run before and after the pipelines and averaged), agentflow's graph
@@ -8,7 +8,8 @@ this CPU, run before and after the pipelines and averaged), agentflow's graph
 DirectRunner, model loading and pipeline start-up included), and Beam's own
 `MLTransform` + `SentenceTransformerEmbeddings` (embedding only, its default batching).
 `--batch` is the encode batch of raw `encode` and of agentflow's handler. Goals: graph
->= 0.85x raw; graph >= 1.3x MLTransform.
+>= 0.85x raw; graph >= 1.3x MLTransform. `--backend onnx` runs the graph's model on ONNX
+Runtime; raw `encode` and MLTransform stay on PyTorch.
 """
 from __future__ import annotations
 
@@ -44,8 +45,9 @@ def raw_encode(texts, batch):
   return len(texts) / (time.perf_counter() - t0)
 
 
-def graph(events, batch, workdir, min_batch=None, max_batch=1024):
-  handler = SentenceTransformerHandler(encode_batch_size=batch, min_batch_size=min_batch, max_batch_size=max_batch)
+def graph(events, batch, workdir, min_batch=None, max_batch=1024, backend="torch"):
+  handler = SentenceTransformerHandler(encode_batch_size=batch, min_batch_size=min_batch, max_batch_size=max_batch,
+                                       backend=backend)
   store = LocalVectorStore(os.path.join(workdir, "store"), handler.dimension)
   with beam.Pipeline() as p:
     _ = p | beam.io.ReadFromText(KNOWLEDGE) | IngestKnowledge(handler, store)
@@ -81,26 +83,28 @@ def main(argv=None):
   ap.add_argument("--batch", type=int, default=16)
   ap.add_argument("--min_batch", type=int, default=None, help="RunInference min batch (default: --max_batch, the handler default)")
   ap.add_argument("--max_batch", type=int, default=1024, help="RunInference max batch (handler default)")
+  ap.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="the graph's model backend")
   args = ap.parse_args(argv)
   events = make_events(args.events)
   texts = texts_of(events)
   with tempfile.TemporaryDirectory() as d:
     raw1 = raw_encode(texts, args.batch)
-    ours = graph(events, args.batch, d, args.min_batch, args.max_batch)
+    ours = graph(events, args.batch, d, args.min_batch, args.max_batch, args.backend)
     theirs = mltransform(texts, args.batch, d)
     raw2 = raw_encode(texts, args.batch)
   raw = (raw1 + raw2) / 2
   print(f"events {args.events}, batch {args.batch}, {os.cpu_count()} CPUs")
   print(f"raw SentenceTransformer.encode : {raw:8.1f} texts/s  (runs: {raw1:.1f}, {raw2:.1f})")
-  print(f"agentflow five-stage graph     : {ours:8.1f} events/s")
+  print(f"agentflow five-stage graph     : {ours:8.1f} events/s  ({args.backend} backend)")
   print(f"Beam MLTransform embeddings    : {theirs:8.1f} texts/s")
   print(f"ratio graph/raw         = {ours / raw:.3f}  (goal >= 0.85)")
   print(f"ratio graph/MLTransform = {ours / theirs:.3f}  (goal >= 1.3)")
-  save("embed_throughput", {"events": args.events, "batch": args.batch, "raw_per_s": raw,
+  name = "embed_throughput" if args.backend == "torch" else f"embed_throughput_{args.backend}"
+  save(name, {"events": args.events, "batch": args.batch, "backend": args.backend, "raw_per_s": raw,
                             "raw_runs": [raw1, raw2], "graph_per_s": ours, "mltransform_per_s": theirs,
                             "ratio_graph_raw": ours / raw, "ratio_graph_mltransform": ours / theirs})
-  bar_plot("embed_throughput", f"Throughput, {args.events} events, {os.cpu_count()} CPUs",
-           ["raw encode", "agentflow graph", "MLTransform"], {"per second": [raw, ours, theirs]},
+  bar_plot(name, f"Throughput, {args.events} events, {os.cpu_count()} CPUs",
+           ["raw encode", f"agentflow graph ({args.backend})", "MLTransform"], {"per second": [raw, ours, theirs]},
            "events (texts) per second")
 
 

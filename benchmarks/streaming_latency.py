@@ -1,7 +1,7 @@
 """Streaming latency on the Pub/Sub emulator: event published -> decision received, at a fixed rate.
 
   python benchmarks/streaming_latency.py [--rate 50] [--events 1000] [--warmup 100] [--runner direct|flink]
-                                        [--job graph|passthrough]
+                                        [--job graph|passthrough] [--backend torch|onnx]
 
 Starts the Pub/Sub emulator, ingests the support knowledge base, starts `agentflow run
 --streaming` reading a subscription and publishing decisions to a topic, waits until the
@@ -14,6 +14,7 @@ writing Pub/Sub through Java's PubsubIO cross-language, as `tests/test_pubsub_po
 does; it needs java and resolves runners/flink and runners/expansion from Maven Central.
 `--job passthrough` runs `pubsub_passthrough.py` instead of the graph: the same Pub/Sub
 source and sink with nothing between them, the latency floor of the runner and its IO.
+`--backend onnx` runs the graph's model on ONNX Runtime (`--model_backend onnx`).
 
 Afterwards it encodes the measured texts in this process, one second's events (`--rate`)
 a call, and prints the share of wall-clock time the model alone needs at that rate.
@@ -50,6 +51,7 @@ def main(argv=None):
   ap.add_argument("--warmup", type=int, default=100)
   ap.add_argument("--runner", choices=("direct", "flink"), default="direct")
   ap.add_argument("--job", choices=("graph", "passthrough"), default="graph")
+  ap.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="the graph's --model_backend")
   ap.add_argument("--ready_timeout", type=float, default=600.0,
                   help="seconds to wait for the job to answer its first probe event")
   args = ap.parse_args(argv)
@@ -66,7 +68,8 @@ def main(argv=None):
                       "--dead_letter_output", os.path.join(work, "dl")], check=True, env=env,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
       command = [sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--store", store,
-                 "--dead_letter_topic", paths["bench-dead"][0], "--progress_interval", "0"]
+                 "--dead_letter_topic", paths["bench-dead"][0], "--progress_interval", "0",
+                 "--model_backend", args.backend]
     else:
       command = [sys.executable, os.path.join(HERE, "pubsub_passthrough.py")]
     job = subprocess.Popen([*command, *runner_args, "--input_subscription", paths["bench-in"][1],
@@ -105,7 +108,7 @@ def main(argv=None):
         job.wait(30)
   measured = [json.loads(e)["event_id"] for e in events[args.warmup:]]
   call = max(1, int(args.rate))
-  encode_ms = encode_ms_per_text(texts_of(events[args.warmup:]), batch=call)
+  encode_ms = encode_ms_per_text(texts_of(events[args.warmup:]), call, args.backend)
   lat = [(received[i] - sent[i]) * 1000 for i in measured if i in received]
   missing = len(measured) - len(lat)
   p = percentiles(lat, (50, 90, 99))
@@ -114,12 +117,13 @@ def main(argv=None):
   print(f"ratio goal(250 ms)/p99 = {250.0 / p['p99']:.3f}  (>= 1 meets the goal)")
   busy = encode_ms * args.rate / 1000.0
   print(f"model encode alone, {call} texts a call: {encode_ms:.1f} ms/text = {busy:.2f} of wall-clock time at {args.rate:g}/s")
-  name = "_".join(["streaming_latency"] + [a for a in (args.runner, args.job) if a not in ("direct", "graph")])
-  save(name, {"runner": args.runner, "job": args.job, "rate": args.rate, "events": len(lat), "missing": missing, **p,
+  name = "_".join(["streaming_latency"] + [a for a in (args.runner, args.job, args.backend)
+                                           if a not in ("direct", "graph", "torch")])
+  save(name, {"runner": args.runner, "job": args.job, "backend": args.backend, "rate": args.rate, "events": len(lat), "missing": missing, **p,
               "ready_after_s": round(ready, 1), "encode_texts_per_call": call, "encode_ms_per_text": round(encode_ms, 3),
               "encode_busy_fraction": round(busy, 3)})
   runner_name = {"direct": "DirectRunner", "flink": "FlinkRunner"}[args.runner]
-  bar_plot(name, f"Pub/Sub emulator, {runner_name}, {args.job}, {args.rate:g} events/s", ["p50", "p90", "p99"],
+  bar_plot(name, f"Pub/Sub emulator, {runner_name}, {args.job} ({args.backend}), {args.rate:g} events/s", ["p50", "p90", "p99"],
            {"latency ms": [p["p50"], p["p90"], p["p99"]]}, "ms", hline=(250.0, "goal p99 < 250 ms"))
 
 
@@ -151,10 +155,10 @@ def wait_ready(publisher, topic, received, job, timeout_s):
   return time.time() - start
 
 
-def encode_ms_per_text(texts, batch):
+def encode_ms_per_text(texts, batch, backend):
   """Milliseconds per text for the graph's model encoding `texts` `batch` at a time, in this process."""
   from agentflow.models import SentenceTransformerHandler
-  handler = SentenceTransformerHandler()
+  handler = SentenceTransformerHandler(backend=backend)
   model = handler.load_model()
   handler.embed(model, texts[:batch])
   return 1000.0 / embed_rate(handler, model, texts, batch)

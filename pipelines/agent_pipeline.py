@@ -36,7 +36,7 @@ from agentflow.upsert import UpsertConfig  # noqa: E402
 
 def components(opts: AgentflowOptions):
   """The model handler, store and policy the options describe (built, not opened)."""
-  handler = model_from_spec(opts.model, max_batch_size=opts.embed_batch_size)
+  handler = model_from_spec(opts.model, backend=opts.model_backend, max_batch_size=opts.embed_batch_size)
   if opts.embedding_cache != "none":
     handler = CachingEmbeddingHandler(handler, cache_from_spec(opts.embedding_cache, opts.embedding_cache_size))
   store = store_from_uri(opts.store, handler.dimension)

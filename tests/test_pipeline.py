@@ -186,3 +186,25 @@ def test_logs_and_console_hold_no_pii_from_inputs(tmp_path, caplog):
              "metrics": (tmp_path / "m.prom").read_text(), "decisions": (tmp_path / "d.jsonl").read_text()}
   leaks = {name: sorted(p for p in pii_in_inputs if p in text) for name, text in scanned.items()}
   assert not any(leaks.values()), leaks
+
+
+def test_onnx_backend_makes_the_same_decisions(example_run, tmp_path, monkeypatch):
+  from agentflow.models.onnx_backend import OnnxSentenceEncoder
+  _, decisions, dead, _ = example_run
+  encoded = []
+  original = OnnxSentenceEncoder.encode
+  monkeypatch.setattr(OnnxSentenceEncoder, "encode",
+                      lambda self, texts, **kw: encoded.extend(texts) or original(self, texts, **kw))
+  argv = ["--input", EVENTS, "--knowledge", KNOWLEDGE, "--store", f"local:{tmp_path}/store",
+          "--decisions_output", str(tmp_path / "decisions.jsonl"),
+          "--dead_letter_output", str(tmp_path / "dead.jsonl"), "--runner", "DirectRunner",
+          "--progress_interval", "0", "--model_backend", "onnx"]
+  summary = run(argv, out=open(os.devnull, "w"))
+  assert summary.accounted and len(encoded) >= len(decisions)
+  onnx = {d["event_id"]: d for d in map(json.loads, _lines(tmp_path / "decisions.jsonl"))}
+  assert len(_lines(tmp_path / "dead.jsonl")) == len(dead)
+  assert set(onnx) == {d["event_id"] for d in decisions}
+  for d in decisions:
+    got = onnx[d["event_id"]]
+    assert (got["action"], got["metadata"].get("knowledge_id")) == (d["action"], d["metadata"].get("knowledge_id"))
+    assert got["confidence"] == pytest.approx(d["confidence"], abs=1e-3)

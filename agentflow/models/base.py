@@ -56,13 +56,18 @@ class EmbeddingModelHandler(ModelHandler[str, PredictionResult, object], abc.ABC
     return sum(len(x.encode("utf-8")) if isinstance(x, str) else np.asarray(x).nbytes for x in batch)
 
 
-def model_from_spec(spec: str, **kwargs) -> EmbeddingModelHandler:
-  """`sentence-transformers[:PATH]` (default: the packaged all-MiniLM-L6-v2) or `tfhub:PATH`."""
+def model_from_spec(spec: str, backend: str = "torch", **kwargs) -> EmbeddingModelHandler:
+  """`sentence-transformers[:PATH]` (default: the packaged all-MiniLM-L6-v2) or `tfhub:PATH`.
+
+  `backend` picks the sentence-transformers runtime (torch or onnx); a TF-Hub model runs on TensorFlow.
+  """
   kind, _, path = spec.partition(":")
   if kind in ("sentence-transformers", "st", ""):
     from agentflow.models.sentence_transformers import SentenceTransformerHandler
-    return SentenceTransformerHandler(path or None, **kwargs)
+    return SentenceTransformerHandler(path or None, backend=backend, **kwargs)
   if kind == "tfhub" and path:
+    if backend != "torch":
+      raise ValueError(f"backend {backend!r} is for sentence-transformers models; a TF-Hub model runs on TensorFlow")
     from agentflow.models.tfhub import TFHubTextEmbeddingHandler
     return TFHubTextEmbeddingHandler(path, **kwargs)
   raise ValueError(f"unknown model spec {spec!r}; expected 'sentence-transformers[:PATH]' or 'tfhub:PATH'")

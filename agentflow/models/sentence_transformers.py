@@ -12,6 +12,10 @@ from typing import Optional, Sequence
 import numpy as np
 
 from agentflow.models.base import EmbeddingModelHandler
+from agentflow.models.loaded import keep_loaded
+from agentflow.models.onnx_backend import OnnxSentenceEncoder
+
+BACKENDS = ("torch", "onnx")
 
 
 def default_model_path() -> str:
@@ -44,11 +48,17 @@ class SentenceTransformerHandler(EmbeddingModelHandler):
   dozen texts: `benchmarks/encode_chunks.py` measured calls of 100 texts 0.62x as fast
   in chunks of 64 as in chunks of 16, and calls of 1,000 0.91x, on the 2-core machine.
   A smaller `min_batch_size` lets Beam's adaptive batching start there and grow.
+  `backend="onnx"` runs the same model, exported at load time, on ONNX Runtime (CPU only).
   """
 
   def __init__(self, model_path: Optional[str] = None, device: str = "cpu",
                min_batch_size: Optional[int] = None, max_batch_size: int = 1024, encode_batch_size: int = 16,
-               max_batch_duration_secs: Optional[int] = None, large_model: bool = False):
+               max_batch_duration_secs: Optional[int] = None, large_model: bool = False,
+               backend: str = "torch"):
+    if backend not in BACKENDS:
+      raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if backend == "onnx" and device != "cpu":
+      raise ValueError(f"the onnx backend runs on cpu only, not {device!r}; use backend='torch'")
     min_batch_size = max_batch_size if min_batch_size is None else min(min_batch_size, max_batch_size)
     super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size,
                      max_batch_duration_secs=max_batch_duration_secs, large_model=large_model)
@@ -62,6 +72,7 @@ class SentenceTransformerHandler(EmbeddingModelHandler):
     self._dimension = _read_dimension(local)
     self._device = device
     self._encode_batch_size = encode_batch_size
+    self._backend = backend
 
   @property
   def dimension(self) -> int:
@@ -83,15 +94,22 @@ class SentenceTransformerHandler(EmbeddingModelHandler):
     self._path, self._name = path, os.path.basename(path.rstrip("/"))
 
   def load_model(self):
+    return keep_loaded(("sentence-transformers", self._path or default_model_path(), self._device, self._backend),
+                       self._load)
+
+  def _load(self):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()
     from sentence_transformers import SentenceTransformer
-    return SentenceTransformer(self._path or default_model_path(), device=self._device, local_files_only=True)
+    model = SentenceTransformer(self._path or default_model_path(), device=self._device, local_files_only=True)
+    return OnnxSentenceEncoder(model) if self._backend == "onnx" else model
 
   def embed(self, model, texts: Sequence[str]) -> np.ndarray:
+    if isinstance(model, OnnxSentenceEncoder):
+      return model.encode(texts, batch_size=self._encode_batch_size, normalize_embeddings=True)
     return np.asarray(model.encode(list(texts), batch_size=self._encode_batch_size, convert_to_numpy=True,
                                    normalize_embeddings=True, show_progress_bar=False), dtype=np.float32)
 

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from agentflow.models.base import EmbeddingModelHandler
+from agentflow.models.loaded import keep_loaded
 
 
 def _load(path: str):
@@ -62,7 +63,7 @@ class TFHubTextEmbeddingHandler(EmbeddingModelHandler):
       self._path = model_path if "://" in model_path else os.path.abspath(model_path)
 
   def load_model(self):
-    return _load(self._path)
+    return keep_loaded(("tfhub", self._path), lambda: _load(self._path))
 
   def embed(self, model, texts: Sequence[str]) -> np.ndarray:
     vectors = _call(model, texts)
