@@ -62,7 +62,7 @@ def test_a_streaming_job_loads_the_model_once_not_per_bundle(monkeypatch):
   from agentflow import AgentEvent, Embed
   from agentflow.models import loaded
 
-  monkeypatch.setattr(loaded, "_models", type(loaded._models)())
+  loaded.release_all()
   loads = []
   original = SentenceTransformerHandler._load
   monkeypatch.setattr(SentenceTransformerHandler, "_load", lambda self: loads.append(1) or original(self))

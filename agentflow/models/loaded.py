@@ -28,3 +28,9 @@ def keep_loaded(key: Hashable, load: Callable[[], Any]) -> Any:
     while len(_models) > KEEP:
       _models.popitem(last=False)
     return _models[key]
+
+
+def release_all() -> None:
+  """Drop every kept model, so the next `keep_loaded` loads again (for runs that measure loading)."""
+  with _lock:
+    _models.clear()

@@ -45,7 +45,7 @@ class SentenceTransformerHandler(EmbeddingModelHandler):
   which it never waits past); the model encodes them in `encode_batch_size` chunks after
   sorting by length, so large RunInference batches mean less padding per forward pass.
   Chunks of 16 keep padding low also when a call holds only a streaming bundle's few
-  dozen texts: `benchmarks/encode_chunks.py` measured calls of 100 texts 0.62x as fast
+  dozen texts: `benchmarks/encode_chunks.py` measured calls of 100 texts 0.66x as fast
   in chunks of 64 as in chunks of 16, and calls of 1,000 0.91x, on the 2-core machine.
   A smaller `min_batch_size` lets Beam's adaptive batching start there and grow.
   `backend="onnx"` runs the same model, exported at load time, on ONNX Runtime (CPU only).
