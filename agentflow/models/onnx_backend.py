@@ -37,14 +37,14 @@ def _traceable(model, names):
 class OnnxSentenceEncoder:
   """A sentence-transformers model exported to ONNX; `encode` mirrors `SentenceTransformer.encode`."""
 
-  def __init__(self, model, threads: int = 0):
+  def __init__(self, model):
     import onnxruntime as ort
     import torch
 
     self._tokenizer = model.tokenizer
     self._max_length = int(model.max_seq_length)
-    self._names = list(self._tokenizer(["a", "b c"], padding=True, return_tensors="np").keys())
     sample = self._tokenizer(["a", "b c"], padding=True, return_tensors="pt")
+    self._names = list(sample.keys())
     axes = {name: {0: "batch", 1: "tokens"} for name in self._names}
     axes["embedding"] = {0: "batch"}
     graph = io.BytesIO()
@@ -55,7 +55,6 @@ class OnnxSentenceEncoder:
                         opset_version=OPSET, dynamo=False)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
     # Idle ONNX Runtime threads spin by default, taking CPU from the rest of the job's stages.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     self._session = ort.InferenceSession(graph.getvalue(), options, providers=["CPUExecutionProvider"])
