@@ -12,6 +12,7 @@ from agentflow.models import (CachingEmbeddingHandler, EmbeddingModelHandler, Se
 from agentflow.options import AgentflowOptions
 from agentflow.policies import (AnomalyThresholdPolicy, DecisionPolicy, RetrievalAnswerPolicy,
                                 SimilarityRoutingPolicy)
+from agentflow.portable_pubsub import PublishToPubSub, PullConfig, PullFromPubSub
 from agentflow.preprocess import InvalidEvent, Preprocess, PreprocessConfig, parse_event
 from agentflow.retrieve import Retrieve, RetrieveConfig
 from agentflow.stage import DeadLetterError, RetryPolicy
@@ -39,7 +40,7 @@ __all__ = [
     "AgentEvent", "AgentGraph", "AnomalyThresholdPolicy", "CachingEmbeddingHandler", "SimilarityRoutingPolicy", "AgentflowOptions", "DeadLetter", "DeadLetterError", "Decide",
     "Decision", "DecisionPolicy", "Document", "Embed", "EmbeddingModelHandler", "GraphConfig", "Hit",
     "IngestKnowledge", "InvalidEvent", "LocalStoreConfig", "LocalVectorStore", "Preprocess",
-    "PreprocessConfig", "QueryFilter", "Retrieval", "RetrievalAnswerPolicy", "Retrieve",
+    "PreprocessConfig", "PublishToPubSub", "PullConfig", "PullFromPubSub", "QueryFilter", "Retrieval", "RetrievalAnswerPolicy", "Retrieve",
     "RetrieveConfig", "RetryPolicy", "RunSummary", "SentenceTransformerHandler", "StoreEnrichmentHandler",
     "StoreError", "StoreWriteConfig", "TransientReason", "VespaConfig", "VespaSchemaConfig", "VespaVectorStore",
     "application_package",

@@ -2,10 +2,11 @@
 
 `ReadEvents` yields raw payloads (str for files, bytes for Pub/Sub and Kafka) for
 `Preprocess`; `WriteRecords` writes `Decision`s or `DeadLetter`s as JSON, one per line
-or message. Pub/Sub uses Beam's Python IO (DirectRunner, Dataflow; on the DirectRunner
-each pull takes up to 1,000 waiting messages, see `direct_pubsub`), or with
-`--pubsub_expansion_service` Java's PubsubIO cross-language, which portable runners
-(Flink) need. Kafka uses Beam's cross-language Kafka IO, expanded by a Java expansion
+or message. Pub/Sub uses Beam's Python IO on the DirectRunner and Dataflow (on the
+DirectRunner each pull takes up to 1,000 waiting messages, see `direct_pubsub`), or
+with `--pubsub_expansion_service` Java's PubsubIO cross-language on any runner. Without
+it, portable runners publish with agentflow's Python sink, and Prism also reads with
+agentflow's Python source (see `portable_pubsub`); Flink needs Java's PubsubIO to read. Kafka uses Beam's cross-language Kafka IO, expanded by a Java expansion
 service, so it runs on portable runners and Dataflow; see runners/README.md.
 """
 from __future__ import annotations
@@ -17,8 +18,13 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
 
 from agentflow import direct_pubsub
+from agentflow.portable_pubsub import PublishToPubSub, PullConfig, PullFromPubSub
 
 PORTABLE_RUNNERS = ("FlinkRunner", "PrismRunner", "PortableRunner", "SparkRunner")
+# Portable runners that finalize every bundle, which agentflow's Pub/Sub source acks on.
+# Flink finalizes only on completed checkpoints, and a Flink job with this source and
+# checkpointing on produced nothing here (tests/test_pubsub_portable.py notes it).
+PYTHON_PUBSUB_SOURCE_RUNNERS = ("PrismRunner",)
 
 
 def _to_json(record) -> str:
@@ -54,7 +60,14 @@ class ReadEvents(beam.PTransform):
         return pbegin | "ReadPubSubXlang" >> ReadFromPubSub(
             topic=o.input_topic or None, subscription=o.input_subscription or None,
             id_label=o.pubsub_id_attribute or None, expansion_service=o.pubsub_expansion_service)
-      _check_native_pubsub(o)
+      runner = runner_name(pbegin.pipeline)
+      if runner in PYTHON_PUBSUB_SOURCE_RUNNERS:
+        return pbegin | "PullPubSub" >> PullFromPubSub(PullConfig(_portable_subscription(o)))
+      if runner in PORTABLE_RUNNERS:
+        raise ValueError(f"Pub/Sub on {runner} is read by Java's PubsubIO: give --pubsub_expansion_service "
+                         "HOST:PORT (a Java expansion service from `runners/jars.sh expansion`). agentflow's "
+                         "Python Pub/Sub source acks messages when the runner finalizes a bundle, which "
+                         f"only {', '.join(PYTHON_PUBSUB_SOURCE_RUNNERS)} does for every bundle")
       direct_pubsub.install()
       return pbegin | "ReadPubSub" >> beam.io.ReadFromPubSub(
           topic=o.input_topic or None, subscription=o.input_subscription or None,
@@ -64,13 +77,24 @@ class ReadEvents(beam.PTransform):
     return pbegin | "ReadFiles" >> beam.io.ReadFromText(o.input, validate="://" not in o.input)
 
 
-def _check_native_pubsub(opts) -> None:
-  runner = opts.view_as(StandardOptions).runner
-  name = runner if isinstance(runner, str) else type(runner).__name__ if runner else ""
-  if name in PORTABLE_RUNNERS:
-    raise ValueError(f"Beam's Python Pub/Sub IO does not run on {name}: give --pubsub_expansion_service "
-                     "HOST:PORT (a Java expansion service from `runners/jars.sh expansion`) to use "
-                     "the cross-language Pub/Sub IO")
+def runner_name(pipeline) -> str:
+  """The class name of the runner `pipeline` runs on, e.g. "PrismRunner"."""
+  name = type(pipeline.runner).__name__ if pipeline.runner is not None else ""
+  if not name or name == "TestPipeline":
+    declared = pipeline.options.view_as(StandardOptions).runner
+    name = declared if isinstance(declared, str) else type(declared).__name__ if declared else ""
+  return name
+
+
+def _portable_subscription(opts) -> str:
+  if not opts.input_subscription:
+    raise ValueError("on a portable runner, agentflow's Pub/Sub source reads a subscription: give "
+                     "--input_subscription (or --pubsub_expansion_service for Java's PubsubIO, which "
+                     "can read a topic)")
+  if opts.pubsub_id_attribute:
+    raise ValueError("--pubsub_id_attribute dedupes only on Dataflow or with Java's PubsubIO: give "
+                     "--pubsub_expansion_service on a portable runner")
+  return opts.input_subscription
 
 
 def set_default_pubsub_root_url(opts) -> None:
@@ -116,6 +140,9 @@ class WriteRecords(beam.PTransform):
       from apache_beam.io.external.gcp.pubsub import WriteToPubSub
       return (pcoll | "Encode" >> beam.Map(_to_bytes).with_output_types(bytes)
               | "WritePubSubXlang" >> WriteToPubSub(self.topic, expansion_service=self.pubsub_expansion_service))
+    if self.topic and runner_name(pcoll.pipeline) in PORTABLE_RUNNERS:
+      return (pcoll | "Encode" >> beam.Map(_to_bytes).with_output_types(bytes)
+              | "PublishPubSub" >> PublishToPubSub(self.topic))
     if self.topic:
       return pcoll | "Encode" >> beam.Map(_to_bytes) | "WritePubSub" >> beam.io.WriteToPubSub(self.topic)
     return (pcoll | "ToJson" >> beam.Map(_to_json)

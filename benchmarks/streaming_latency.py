@@ -51,7 +51,7 @@ def main(argv=None):
   ap.add_argument("--rate", type=float, default=50.0)
   ap.add_argument("--events", type=int, default=1000)
   ap.add_argument("--warmup", type=int, default=100)
-  ap.add_argument("--runner", choices=("direct", "flink"), default="direct")
+  ap.add_argument("--runner", choices=("direct", "prism", "flink"), default="direct")
   ap.add_argument("--job", choices=("graph", "passthrough"), default="graph")
   ap.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="the graph's --model_backend")
   ap.add_argument("--ready_timeout", type=float, default=600.0,
@@ -93,7 +93,7 @@ def main(argv=None):
     future = sub.subscribe(paths["bench-out"][1], callback=on_message)
     dead_future = sub.subscribe(paths["bench-dead"][1], callback=on_dead_letter)
     try:
-      ready = wait_ready(pub, paths["bench-in"][0], received, job, args.ready_timeout)
+      ready = wait_ready(pub, paths["bench-in"][0], received, job, args.ready_timeout, os.path.join(work, "job.log"))
       print(f"job answered its first probe after {ready:.0f} s", flush=True)
       total = args.warmup + args.events
       events = make_events(total, seed=3)
@@ -135,7 +135,7 @@ def main(argv=None):
               "events": len(lat), "missing": missing, "dead_letters": dict(dead_letters), **p,
               "ready_after_s": round(ready, 1), "encode_texts_per_call": call, "encode_ms_per_text": round(encode_ms, 3),
               "encode_busy_fraction": round(busy, 3)})
-  runner_name = {"direct": "DirectRunner", "flink": "FlinkRunner"}[args.runner]
+  runner_name = {"direct": "DirectRunner", "prism": "PrismRunner", "flink": "FlinkRunner"}[args.runner]
   bar_plot(name, f"Pub/Sub emulator, {runner_name}, {args.job} ({args.backend}), {args.rate:g} events/s", ["p50", "p90", "p99"],
            {"latency ms": [p["p50"], p["p90"], p["p99"]]}, "ms", hline=(250.0, "goal p99 < 250 ms"))
 
@@ -146,19 +146,23 @@ def runner_services(runner, work):
   if runner == "direct":
     yield []
     return
-  from services import local_flink_args, pubsub_expansion_service
+  from services import local_flink_args, prism_args, pubsub_expansion_service
+  if runner == "prism":
+    yield prism_args()
+    return
   with pubsub_expansion_service(work) as expansion:
     yield [*local_flink_args(), "--pubsub_expansion_service", expansion.address]
 
 
-def wait_ready(publisher, topic, received, job, timeout_s):
+def wait_ready(publisher, topic, received, job, timeout_s, log_path):
   """Publishes a probe event every 2 s until a decision for one arrives; returns the seconds waited."""
   start = time.time()
   probes = [json.dumps({**json.loads(e), "event_id": f"probe-{i}"}) for i, e in enumerate(make_events(60, seed=5))]
   published = 0
   while not any(k.startswith("probe-") for k in received):
     if job.poll() is not None:
-      sys.exit(f"the job exited with {job.returncode} before answering a probe")
+      sys.exit(f"the job exited with {job.returncode} before answering a probe; its log ends:\n"
+               + open(log_path).read()[-3000:])
     if time.time() - start > timeout_s:
       sys.exit(f"the job answered no probe within {timeout_s:.0f} s")
     if time.time() - start >= 2 * published:

@@ -79,6 +79,17 @@ class Service:
     self.log.close()
 
 
+def prism_args():
+  """`agentflow run` options for Prism, built at the installed Beam version (LOOPBACK workers)."""
+  import apache_beam
+  out = subprocess.run([os.path.join(ROOT, "runners", "prism", "install.sh")], capture_output=True, text=True,
+                       timeout=900, env=dict(os.environ, BEAM_VERSION=apache_beam.__version__))
+  if out.returncode != 0:
+    raise RuntimeError(f"runners/prism/install.sh failed: {out.stderr[-1500:]}")
+  return ["--runner", "PrismRunner", "--prism_location", out.stdout.strip().splitlines()[-1],
+          "--environment_type", "LOOPBACK", "--prism_log_level", "warn"]
+
+
 def local_flink_args():
   """`agentflow run` options for Flink on an embedded local cluster: parallelism 1, LOOPBACK workers."""
   return ["--runner", "FlinkRunner", "--flink_job_server_jar", launcher("flink"), "--flink_master", "[local]",

@@ -53,15 +53,34 @@ def test_readme_documents_every_flag():
   assert _flags(AgentflowOptions) - table == set()
 
 
-def test_python_pubsub_on_a_portable_runner_fails_naming_the_cross_language_flag():
+def _read_events(*argv):
   import apache_beam as beam
-  import pytest
   from apache_beam.options.pipeline_options import PipelineOptions
   from agentflow.io import ReadEvents
-  options = PipelineOptions(["--runner", "FlinkRunner", "--streaming", "--input_subscription",
-                             "projects/p/subscriptions/s"])
+  options = PipelineOptions(["--streaming", *argv])
+  p = beam.Pipeline(options=options)
+  _ = p | "Read" >> ReadEvents(options.view_as(AgentflowOptions))
+  return {t.full_label for t in p.transforms_stack[0].parts[0].parts}
+
+
+def test_pubsub_is_read_in_python_on_prism_and_direct_and_by_java_on_flink():
+  import pytest
+  sub = ["--input_subscription", "projects/proj-1/subscriptions/sub-1"]
+  assert "Read/PullPubSub" in _read_events("--runner", "PrismRunner", *sub)
+  assert "Read/ReadPubSub" in _read_events("--runner", "DirectRunner", *sub)
   with pytest.raises(ValueError, match="--pubsub_expansion_service"):
-    _ = beam.Pipeline(options=options) | ReadEvents(options.view_as(AgentflowOptions))
+    _read_events("--runner", "FlinkRunner", *sub)
+
+
+def test_python_pubsub_on_a_portable_runner_rejects_what_it_cannot_do_naming_the_way_out():
+  import pytest
+  with pytest.raises(ValueError, match="--input_subscription"):
+    _read_events("--runner", "PrismRunner", "--input_topic", "projects/p/topics/t")
+  with pytest.raises(ValueError, match="--pubsub_expansion_service"):
+    _read_events("--runner", "PrismRunner", "--input_subscription", "projects/p/subscriptions/s",
+                 "--pubsub_id_attribute", "id")
+  with pytest.raises(ValueError, match="projects/P/subscriptions/S"):
+    _read_events("--runner", "PrismRunner", "--input_subscription", "s")
 
 
 def test_cross_language_pubsub_endpoint_defaults_to_the_emulator(monkeypatch):

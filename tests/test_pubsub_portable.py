@@ -1,5 +1,6 @@
-"""Pub/Sub on a portable runner: the graph on Flink reads and writes the real Pub/Sub emulator
-through Beam's cross-language (Java) PubsubIO and gives the decisions DirectRunner gives.
+"""Pub/Sub on portable runners: the graph reads and writes the real Pub/Sub emulator and gives
+the decisions DirectRunner gives, on Flink through Beam's cross-language (Java) PubsubIO, and
+on Prism through agentflow's Python Pub/Sub IO (`agentflow.portable_pubsub`).
 """
 import json
 import os
@@ -12,7 +13,7 @@ import pytest
 
 from example_events import event_lines, valid_event_ids
 from pubsub_emulator import PubSubEmulator, create_topics, emulator_jar, pull_json
-from services import ROOT, agentflow_cli, cli_env, java_available, local_flink_args, pubsub_expansion_service
+from services import ROOT, agentflow_cli, cli_env, java_available, local_flink_args, prism_args, pubsub_expansion_service
 
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
 PROJECT = "agentflow-test"
@@ -22,21 +23,27 @@ pytestmark = pytest.mark.skipif(emulator_jar() is None or not java_available(),
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory):
-  work = tmp_path_factory.mktemp("xlang")
-  with PubSubEmulator(work / "emulator.log") as host, pubsub_expansion_service(str(work)) as expansion:
+def emulator(tmp_path_factory):
+  work = tmp_path_factory.mktemp("emulator")
+  with PubSubEmulator(work / "emulator.log") as host:
     os.environ["PUBSUB_EMULATOR_HOST"] = host
     try:
-      yield expansion.address
+      yield host
     finally:
       del os.environ["PUBSUB_EMULATOR_HOST"]
 
 
-def _start_flink(expansion, paths, store, log):
-  """The streaming job on Flink in its own process group, so its job server is killed with it."""
+@pytest.fixture(scope="module")
+def services(emulator, tmp_path_factory):
+  """`agentflow run` options for Flink with Java's PubsubIO."""
+  with pubsub_expansion_service(str(tmp_path_factory.mktemp("xlang"))) as expansion:
+    yield [*local_flink_args(), "--pubsub_expansion_service", expansion.address]
+
+
+def _start(runner_args, paths, store, log):
+  """The streaming job in its own process group, so a job server it starts is killed with it."""
   return subprocess.Popen(
-      [sys.executable, "-m", "agentflow.cli", "run", "--streaming", *local_flink_args(),
-       "--pubsub_expansion_service", expansion,
+      [sys.executable, "-m", "agentflow.cli", "run", "--streaming", *runner_args,
        "--input_subscription", paths["in"][1], "--output_topic", paths["out"][0],
        "--dead_letter_topic", paths["dead"][0], "--store", store, "--progress_interval", "0"],
       stdout=log, stderr=subprocess.STDOUT, env=cli_env(), start_new_session=True)
@@ -60,10 +67,10 @@ def _collect(sub, paths, decisions, dead, until, deadline, job, log_path):
       time.sleep(0.5)
 
 
-def _run_flink(services, sub, paths, store, log_path, decisions, dead, until, timeout_s):
+def _run_job(runner_args, sub, paths, store, log_path, decisions, dead, until, timeout_s):
   """Run the job until `until()` holds (or `timeout_s` passes), collecting its output, then kill it."""
   with open(log_path, "w") as log:
-    job = _start_flink(services, paths, store, log)
+    job = _start(runner_args, paths, store, log)
     try:
       _collect(sub, paths, decisions, dead, until, time.time() + timeout_s, job, log_path)
     finally:
@@ -101,7 +108,7 @@ def test_flink_pubsub_gives_directs_decisions(services, tmp_path):
   direct = _prepare(lines, tmp_path)
   sub, paths = _topics("events", lines)
   decisions, dead = [], []
-  _run_flink(services, sub, paths, f"local:{tmp_path}/store", tmp_path / "job.log", decisions, dead,
+  _run_job(services, sub, paths, f"local:{tmp_path}/store", tmp_path / "job.log", decisions, dead,
              lambda: len(decisions) + len(dead) >= len(lines), 420)
   assert len(decisions) + len(dead) == len(lines), open(tmp_path / "job.log").read()[-3000:]
   flink = _decided(decisions)
@@ -125,11 +132,11 @@ def test_killed_and_restarted_flink_subscriber_gives_one_document_and_decision_p
   store = tmp_path / "store"
   sub, paths = _topics("restart", lines)
   decisions, dead = [], []
-  _run_flink(services, sub, paths, f"local:{store}", tmp_path / "job1.log", decisions, dead, lambda: decisions, 420)
+  _run_job(services, sub, paths, f"local:{store}", tmp_path / "job1.log", decisions, dead, lambda: decisions, 420)
   before_restart = {d["event_id"] for d in decisions}
 
   after = []
-  _run_flink(services, sub, paths, f"local:{store}", tmp_path / "job2.log", after, dead,
+  _run_job(services, sub, paths, f"local:{store}", tmp_path / "job2.log", after, dead,
              lambda: direct.keys() <= {d["event_id"] for d in decisions + after}
              and before_restart & {d["event_id"] for d in after}, 480)
   redelivered = before_restart & {d["event_id"] for d in after}
@@ -143,3 +150,28 @@ def test_killed_and_restarted_flink_subscriber_gives_one_document_and_decision_p
     assert s.count(QueryFilter(kind="event")) == len(direct)
     docs = s.get([document_id(e) for e in sorted(direct)])
   assert all(d is not None for d in docs)
+
+
+def test_python_pubsub_io_on_prism_gives_directs_decisions_and_acks_what_it_read(emulator, tmp_path):
+  """No expansion service: the job pulls and publishes in Python. Every event ends as a
+  decision or a dead letter, the decisions are DirectRunner's, and the input messages
+  were acknowledged (bundle finalization), so none comes back after the ack deadline.
+
+  Not on Flink: it finalizes bundles only on completed checkpoints, so without
+  checkpointing nothing was acked (every message came back after the deadline), and with
+  `--checkpointing_interval 1000` the job put out nothing in 420 s."""
+  lines = event_lines(30) + ["{not json", json.dumps({"event_id": "blank", "text": " "})]
+  direct = _prepare(lines, tmp_path)
+  sub, paths = _topics("python-io", lines)
+  decisions, dead = [], []
+  _run_job(prism_args(), sub, paths, f"local:{tmp_path}/store", tmp_path / "job.log",
+             decisions, dead, lambda: len(decisions) + len(dead) >= len(lines), 420)
+  assert len(decisions) + len(dead) == len(lines), open(tmp_path / "job.log").read()[-3000:]
+  assert _decided(decisions) == direct
+  assert len(_decided(decisions)) == len(decisions)
+  direct_dead = [json.loads(line) for line in open(tmp_path / "direct-dl.jsonl")]
+  assert len(dead) == len(direct_dead) == 2
+  assert sorted((d["stage"], d["reason"]) for d in dead) == sorted((d["stage"], d["reason"]) for d in direct_dead)
+  ack_deadline_s = sub.get_subscription(subscription=paths["in"][1]).ack_deadline_seconds
+  time.sleep(ack_deadline_s + 2)
+  assert pull_json(sub, paths["in"][1]) == []

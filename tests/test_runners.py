@@ -5,31 +5,27 @@ Central by the runner profiles under runners/ (first use takes a minute or two).
 """
 import json
 import os
-import subprocess
 
 import pytest
 
 from example_events import valid_event_ids
-from services import ROOT, agentflow_cli, expansion_service, java_available, kafka_broker, local_flink_args
+from services import ROOT, agentflow_cli, expansion_service, java_available, kafka_broker, local_flink_args, prism_args
 
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
 EVENTS = os.path.join(ROOT, "examples", "support_chatbot", "events.jsonl")
 N_EVENTS = 40
 
 
-def _prism_binary():
-  import apache_beam
-  out = subprocess.run([os.path.join(ROOT, "runners", "prism", "install.sh")], capture_output=True, text=True,
-                       timeout=900, env=dict(os.environ, BEAM_VERSION=apache_beam.__version__))
-  if out.returncode != 0:
-    pytest.skip(f"prism could not be built: {out.stderr[-1500:]}")
-  return out.stdout.strip().splitlines()[-1]
+def _prism_args():
+  try:
+    return prism_args()
+  except RuntimeError as e:
+    pytest.skip(f"prism could not be built: {e}")
 
 
 RUNNERS = {
     "direct": lambda: ["--runner", "DirectRunner"],
-    "prism": lambda: ["--runner", "PrismRunner", "--prism_location", _prism_binary(),
-                      "--environment_type", "LOOPBACK", "--prism_log_level", "warn"],
+    "prism": _prism_args,
     "flink": local_flink_args,
 }
 

@@ -1,0 +1,95 @@
+"""agentflow's Python Pub/Sub IO in pieces: its restriction, its publish batches, its checks.
+
+The whole IO on Prism and Flink against the emulator is in test_pubsub_portable.py.
+"""
+import datetime
+
+import pytest
+from apache_beam.io.restriction_trackers import OffsetRange
+from apache_beam.utils.timestamp import Timestamp
+
+from agentflow import portable_pubsub
+from agentflow.portable_pubsub import PublishToPubSub, PullConfig
+
+
+def test_the_pull_restriction_can_be_checkpointed_but_not_split_into_more_readers():
+  tracker = portable_pubsub._EndlessPulls().create_tracker(OffsetRange(0, 2 ** 63 - 1))
+  assert not tracker.is_bounded()
+  assert tracker.try_claim(0)
+  assert tracker.try_split(0.5) is None
+  primary, residual = tracker.try_split(0)
+  assert (primary.start, primary.stop) == (0, 1)
+  assert residual.start == 1
+  assert not tracker.try_claim(1)
+  tracker.check_done()
+
+
+class _RecordingApi:
+
+  def __init__(self):
+    self.calls = []
+
+  def publish(self, topic, messages, timeout):
+    self.calls.append((topic, [m.data for m in messages]))
+
+
+def _publish_bundle(payloads, monkeypatch, max_messages=1000, max_bytes=9_000_000):
+  monkeypatch.setattr(portable_pubsub, "MAX_PUBLISH_MESSAGES", max_messages)
+  monkeypatch.setattr(portable_pubsub, "MAX_PUBLISH_BYTES", max_bytes)
+  fn = portable_pubsub._PublishFn("projects/p/topics/out", 30.0)
+  fn._api = api = _RecordingApi()
+  fn.start_bundle()
+  for data in payloads:
+    fn.process(data)
+  fn.finish_bundle()
+  return api.calls
+
+
+def test_a_bundle_is_published_in_order_in_requests_within_pubsubs_limits(monkeypatch):
+  payloads = [f"m{i}".encode() for i in range(25)]
+  calls = _publish_bundle(payloads, monkeypatch, max_messages=10)
+  assert [len(batch) for _, batch in calls] == [10, 10, 5]
+  assert {topic for topic, _ in calls} == {"projects/p/topics/out"}
+  assert [d for _, batch in calls for d in batch] == payloads
+
+  big = [b"x" * 400, b"y" * 400, b"z" * 400]
+  assert [len(batch) for _, batch in _publish_bundle(big, monkeypatch, max_bytes=1000)] == [2, 1]
+
+
+def test_nothing_is_sent_for_an_empty_bundle_and_each_bundle_is_sent_by_its_end(monkeypatch):
+  assert _publish_bundle([], monkeypatch) == []
+  assert [len(b) for _, b in _publish_bundle([b"a", b"b"], monkeypatch)] == [2]
+
+
+def test_publishing_anything_but_bytes_fails_clearly():
+  fn = portable_pubsub._PublishFn("projects/p/topics/out", 30.0)
+  fn.start_bundle()
+  with pytest.raises(TypeError, match="bytes, got str"):
+    fn.process("text")
+
+
+def test_bad_names_and_limits_are_refused_when_the_graph_is_built():
+  with pytest.raises(ValueError, match="projects/P/topics/T"):
+    PublishToPubSub("out")
+  with pytest.raises(ValueError, match="projects/P/subscriptions/S"):
+    PullConfig("projects/p/topics/t")
+  with pytest.raises(ValueError, match="1..1000"):
+    PullConfig("projects/p/subscriptions/s", max_messages=5000)
+  with pytest.raises(ValueError, match="pull_timeout_s"):
+    PullConfig("projects/p/subscriptions/s", pull_timeout_s=0)
+
+
+class _Message:
+
+  def __init__(self, attributes):
+    self.attributes = attributes
+    self.publish_time = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+def test_event_time_is_the_named_attribute_else_the_publish_time():
+  published = Timestamp.from_rfc3339("2026-11-30T12:00:00Z")
+  assert portable_pubsub.message_timestamp(_Message({}), None) == published
+  assert portable_pubsub.message_timestamp(_Message({"ts": "1000"}), "ts") == Timestamp(1)
+  assert portable_pubsub.message_timestamp(_Message({"ts": "2026-01-01T00:00:00Z"}), "ts") == \
+      Timestamp.from_rfc3339("2026-01-01T00:00:00Z")
+  assert portable_pubsub.message_timestamp(_Message({}), "ts") == published
