@@ -1,14 +1,15 @@
-"""Pub/Sub read and write in Python that run on portable runners (Prism, Flink) with no Java.
+"""Pub/Sub read and write in Python for portable runners, with no Java.
 
 Beam's Python `ReadFromPubSub` / `WriteToPubSub` run only on the DirectRunner and
 Dataflow; on portable runners Beam offers Java's PubsubIO cross-language, which needs
-a Java expansion service and, on Flink, adds seconds of latency (its sink batches).
+a Java expansion service and a runner that runs Java (Flink does, Prism here does not).
 `PullFromPubSub` is a splittable DoFn that pulls what is waiting (the pull long-polls,
 so an idle source does not spin), emits it and checkpoints, so every pull is one
 bundle: a fused graph behind it runs on those events at once. Messages are
 acknowledged by bundle finalization, after the runner has committed the bundle's
-output, so a crash redelivers instead of losing them (at-least-once; give
-the consumer an id to dedupe on). `PublishToPubSub` sends each bundle's messages in
+output, so a crash redelivers instead of losing them (at-least-once; give the
+consumer an id to dedupe on). That needs a runner that finalizes every bundle: Prism
+does, Flink only on checkpoints. `PublishToPubSub` sends each bundle's messages in
 one Publish call when the bundle ends, so a bundle does not complete before Pub/Sub
 has its messages.
 """
@@ -34,11 +35,14 @@ MAX_PUBLISH_BYTES = 9_000_000
 @dataclasses.dataclass(frozen=True)
 class PullConfig:
   """`subscription`: projects/P/subscriptions/S. Each pull takes up to `max_messages`
-  and waits up to `pull_timeout_s` for the first one. An event's timestamp is its
+  and waits up to `pull_timeout_s` for the first one. Pulled messages are leased for
+  `ack_deadline_s` (whatever the subscription's own deadline), the time their bundle
+  has to finish before Pub/Sub would deliver them again. An event's timestamp is its
   `timestamp_attribute` (epoch millis or RFC 3339) when given, else its publish time."""
   subscription: str
   max_messages: int = 1000
   pull_timeout_s: float = 2.0
+  ack_deadline_s: int = 120
   timestamp_attribute: Optional[str] = None
 
   def __post_init__(self):
@@ -48,6 +52,8 @@ class PullConfig:
       raise ValueError(f"max_messages must be 1..1000 (Pub/Sub's limit), got {self.max_messages}")
     if self.pull_timeout_s <= 0:
       raise ValueError(f"pull_timeout_s must be > 0, got {self.pull_timeout_s}")
+    if not 10 <= self.ack_deadline_s <= 600:
+      raise ValueError(f"ack_deadline_s must be 10..600 (Pub/Sub's limits), got {self.ack_deadline_s}")
 
 
 class _CheckpointOnlyTracker(OffsetRestrictionTracker):
@@ -112,12 +118,16 @@ class _PullFn(beam.DoFn):
     if not tracker.try_claim(position):
       return
     received = self._pull()
+    if received:
+      self._client.modify_ack_deadline(subscription=self.config.subscription, ack_ids=[m.ack_id for m in received],
+                                       ack_deadline_seconds=self.config.ack_deadline_s)
     for m in received:
       yield beam.window.TimestampedValue(m.message.data, message_timestamp(m.message, self.config.timestamp_attribute))
-    if received:
-      self._pulled.inc(len(received))
-      ack_ids = [m.ack_id for m in received]
-      finalizer.register(lambda: self._ack(ack_ids))
+    self._pulled.inc(len(received))
+    ack_ids = [m.ack_id for m in received]
+    # Registered for empty pulls too: Prism finalizes every bundle of this stage, and the
+    # SDK harness reports an error for a bundle that asked for no finalization.
+    finalizer.register(lambda: self._ack(ack_ids))
     tracker.defer_remainder()
 
   def _pull(self):
@@ -129,6 +139,8 @@ class _PullFn(beam.DoFn):
       return []
 
   def _ack(self, ack_ids):
+    if not ack_ids:
+      return
     for start in range(0, len(ack_ids), 1000):
       self._client.acknowledge(subscription=self.config.subscription, ack_ids=ack_ids[start:start + 1000])
     self._acked.inc(len(ack_ids))

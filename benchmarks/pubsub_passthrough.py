@@ -19,6 +19,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from agentflow.io import ReadEvents, WriteRecords, set_default_pubsub_root_url  # noqa: E402
 from agentflow.options import AgentflowOptions  # noqa: E402
+from pipelines.agent_pipeline import keep_streaming_job_watched  # noqa: E402
 
 
 class Passthrough:
@@ -34,6 +35,7 @@ class Passthrough:
 def main(argv=None):
   options = PipelineOptions(argv)
   options.view_as(StandardOptions).streaming = True
+  keep_streaming_job_watched(options)
   opts = options.view_as(AgentflowOptions)
   set_default_pubsub_root_url(opts)
   from pubsub_passthrough import Passthrough as record  # by module name, not __main__: runners pickle it

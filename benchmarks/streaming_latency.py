@@ -10,6 +10,8 @@ per second and records, per event, the time from publish to the decision arrivin
 subscriber in this process. Events that come out as dead letters are counted by reason;
 "missing" ones came out as neither within 120 s of the last publish. Goal: p99 < 250 ms at 50 events/s.
 
+`--runner prism` runs the job on Prism (LOOPBACK), reading and writing Pub/Sub with
+agentflow's Python IO (`agentflow.portable_pubsub`); Prism is built by runners/prism/install.sh.
 `--runner flink` runs the job on Flink (local, parallelism 1, LOOPBACK) reading and
 writing Pub/Sub through Java's PubsubIO cross-language, as `tests/test_pubsub_portable.py`
 does; it needs java and resolves runners/flink and runners/expansion from Maven Central.
@@ -130,7 +132,8 @@ def main(argv=None):
   busy = encode_ms * args.rate / 1000.0
   print(f"model encode alone, {call} texts a call: {encode_ms:.1f} ms/text = {busy:.2f} of wall-clock time at {args.rate:g}/s")
   name = "_".join(["streaming_latency"] + [a for a in (args.runner, args.job, args.backend)
-                                           if a not in ("direct", "graph", "torch")])
+                                           if a not in ("direct", "graph", "torch")]
+                  + ([] if args.rate == 50 else [f"{args.rate:g}per_s"]))
   save(name, {"runner": args.runner, "job": args.job, "backend": args.backend, "rate": args.rate,
               "events": len(lat), "missing": missing, "dead_letters": dict(dead_letters), **p,
               "ready_after_s": round(ready, 1), "encode_texts_per_call": call, "encode_ms_per_text": round(encode_ms, 3),

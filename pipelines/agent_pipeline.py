@@ -13,14 +13,15 @@ import time
 from typing import List, Optional, Tuple
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, SetupOptions
+from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOptions, PortableOptions,
+                                                  SetupOptions, StandardOptions)
 
 if __package__ in (None, ""):
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from agentflow.audit import AuditLog  # noqa: E402
 from agentflow.graph import AgentGraph, GraphConfig  # noqa: E402
-from agentflow.io import ReadEvents, WriteRecords, set_default_pubsub_root_url  # noqa: E402
+from agentflow.io import PORTABLE_RUNNERS, ReadEvents, WriteRecords, set_default_pubsub_root_url  # noqa: E402
 from agentflow.knowledge import IngestKnowledge  # noqa: E402
 from agentflow.models.base import model_from_spec  # noqa: E402
 from agentflow.models.cache import CachingEmbeddingHandler, cache_from_spec  # noqa: E402
@@ -79,6 +80,20 @@ def ingest_knowledge(options: PipelineOptions) -> RunSummary:
                                 elapsed_s=time.monotonic() - start)
 
 
+# Beam's PortableRunner opens a Prism job's state and message streams with
+# --job_server_timeout (default 60 s) as their deadline, so a streaming job on Prism
+# ended after a minute with DEADLINE_EXCEEDED, its LOOPBACK workers with it.
+STREAMING_JOB_SERVER_TIMEOUT_S = 10 * 365 * 24 * 3600
+
+
+def keep_streaming_job_watched(options: PipelineOptions) -> None:
+  """Lifts --job_server_timeout for a streaming job on a portable runner, unless it was given."""
+  runner = options.view_as(StandardOptions).runner
+  if (options.view_as(StandardOptions).streaming and runner in PORTABLE_RUNNERS
+      and "job_server_timeout" not in options.get_all_options(drop_default=True)):
+    options.view_as(PortableOptions).job_server_timeout = STREAMING_JOB_SERVER_TIMEOUT_S
+
+
 def run(argv: Optional[List[str]] = None, out=sys.stdout) -> Optional[RunSummary]:
   """Run the job the flags describe and print its summary; returns it.
 
@@ -88,6 +103,7 @@ def run(argv: Optional[List[str]] = None, out=sys.stdout) -> Optional[RunSummary
     # Portable runners clear the runner option they were given, so each pipeline needs its own.
     options = PipelineOptions(argv)
     options.view_as(SetupOptions).save_main_session = False
+    keep_streaming_job_watched(options)
     return options
 
   options = fresh_options()

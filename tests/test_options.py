@@ -98,3 +98,18 @@ def test_cross_language_pubsub_endpoint_defaults_to_the_emulator(monkeypatch):
   set_default_pubsub_root_url(native)
   assert native.pubsub_root_url is None
   assert "pubsub_root_url" not in native.get_all_options(drop_default=True)
+
+
+def test_streaming_on_a_portable_runner_is_watched_past_beams_60_s_job_server_timeout():
+  from apache_beam.options.pipeline_options import PortableOptions
+  from pipelines.agent_pipeline import STREAMING_JOB_SERVER_TIMEOUT_S, keep_streaming_job_watched
+
+  def timeout(*argv):
+    options = PipelineOptions(list(argv))
+    keep_streaming_job_watched(options)
+    return options.view_as(PortableOptions).job_server_timeout
+
+  assert timeout("--runner", "PrismRunner", "--streaming") == STREAMING_JOB_SERVER_TIMEOUT_S
+  assert timeout("--runner", "PrismRunner", "--streaming", "--job_server_timeout", "30") == 30
+  assert timeout("--runner", "PrismRunner") == 60
+  assert timeout("--runner", "DirectRunner", "--streaming") == 60

@@ -77,6 +77,8 @@ def test_bad_names_and_limits_are_refused_when_the_graph_is_built():
     PullConfig("projects/p/subscriptions/s", max_messages=5000)
   with pytest.raises(ValueError, match="pull_timeout_s"):
     PullConfig("projects/p/subscriptions/s", pull_timeout_s=0)
+  with pytest.raises(ValueError, match="ack_deadline_s must be 10..600"):
+    PullConfig("projects/p/subscriptions/s", ack_deadline_s=3600)
 
 
 class _Message:
@@ -93,3 +95,66 @@ def test_event_time_is_the_named_attribute_else_the_publish_time():
   assert portable_pubsub.message_timestamp(_Message({"ts": "2026-01-01T00:00:00Z"}), "ts") == \
       Timestamp.from_rfc3339("2026-01-01T00:00:00Z")
   assert portable_pubsub.message_timestamp(_Message({}), "ts") == published
+
+
+class _Received:
+
+  def __init__(self, i):
+    self.ack_id = f"ack-{i}"
+    self.message = _Message({})
+    self.message.data = f"m{i}".encode()
+
+
+class _FakeSubscriber:
+
+  def __init__(self, batches):
+    self.batches, self.log = list(batches), []
+
+  def pull(self, subscription, max_messages, timeout):
+    self.log.append(("pull", subscription, max_messages))
+    return type("Response", (), {"received_messages": self.batches.pop(0)})()
+
+  def modify_ack_deadline(self, subscription, ack_ids, ack_deadline_seconds):
+    self.log.append(("lease", tuple(ack_ids), ack_deadline_seconds))
+
+  def acknowledge(self, subscription, ack_ids):
+    self.log.append(("ack", tuple(ack_ids)))
+
+
+class _Finalizer:
+
+  def __init__(self):
+    self.callbacks = []
+
+  def register(self, callback):
+    self.callbacks.append(callback)
+
+
+def _one_pull(fn, client):
+  """One `process` call as the SDK harness makes it; returns (outputs, finalizer, deferred residual)."""
+  from apache_beam.runners.sdf_utils import RestrictionTrackerView, ThreadsafeRestrictionTracker
+  fn._client = client
+  tracker = ThreadsafeRestrictionTracker(portable_pubsub._EndlessPulls().create_tracker(OffsetRange(7, 2 ** 63 - 1)))
+  finalizer = _Finalizer()
+  out = list(fn.process(None, finalizer=finalizer, tracker=RestrictionTrackerView(tracker)))
+  status = tracker.deferred_status()
+  return out, finalizer, status[0] if status else None
+
+
+def test_a_pull_is_leased_emitted_and_acked_only_when_its_bundle_is_finalized():
+  fn = portable_pubsub._PullFn(PullConfig("projects/p/subscriptions/in", max_messages=50, ack_deadline_s=90))
+  client = _FakeSubscriber([[_Received(0), _Received(1)], []])
+  out, finalizer, residual = _one_pull(fn, client)
+  assert [v.value for v in out] == [b"m0", b"m1"]
+  assert client.log == [("pull", "projects/p/subscriptions/in", 50), ("lease", ("ack-0", "ack-1"), 90)]
+  assert residual.start == 8, "each call claims one pull and hands the rest back to the runner"
+  [ack] = finalizer.callbacks
+  ack()
+  assert client.log[-1] == ("ack", ("ack-0", "ack-1"))
+
+  client.log.clear()
+  out, finalizer, residual = _one_pull(fn, client)
+  assert out == [] and residual.start == 8
+  [ack] = finalizer.callbacks
+  ack()
+  assert client.log == [("pull", "projects/p/subscriptions/in", 50)]

@@ -152,26 +152,45 @@ def test_killed_and_restarted_flink_subscriber_gives_one_document_and_decision_p
   assert all(d is not None for d in docs)
 
 
-def test_python_pubsub_io_on_prism_gives_directs_decisions_and_acks_what_it_read(emulator, tmp_path):
+def test_python_pubsub_io_on_prism_gives_directs_decisions_acks_what_it_read_and_keeps_running(
+    emulator, tmp_path):
   """No expansion service: the job pulls and publishes in Python. Every event ends as a
-  decision or a dead letter, the decisions are DirectRunner's, and the input messages
-  were acknowledged (bundle finalization), so none comes back after the ack deadline.
+  decision or a dead letter, the decisions are DirectRunner's, the input messages were
+  acknowledged (bundle finalization), so none comes back after the ack deadline, and the
+  job still answers after the 60 s that Beam's PortableRunner would otherwise give it.
 
   Not on Flink: it finalizes bundles only on completed checkpoints, so without
   checkpointing nothing was acked (every message came back after the deadline), and with
   `--checkpointing_interval 1000` the job put out nothing in 420 s."""
+  from google.cloud import pubsub_v1
+
   lines = event_lines(30) + ["{not json", json.dumps({"event_id": "blank", "text": " "})]
   direct = _prepare(lines, tmp_path)
   sub, paths = _topics("python-io", lines)
   decisions, dead = [], []
-  _run_job(prism_args(), sub, paths, f"local:{tmp_path}/store", tmp_path / "job.log",
-             decisions, dead, lambda: len(decisions) + len(dead) >= len(lines), 420)
-  assert len(decisions) + len(dead) == len(lines), open(tmp_path / "job.log").read()[-3000:]
-  assert _decided(decisions) == direct
-  assert len(_decided(decisions)) == len(decisions)
-  direct_dead = [json.loads(line) for line in open(tmp_path / "direct-dl.jsonl")]
-  assert len(dead) == len(direct_dead) == 2
-  assert sorted((d["stage"], d["reason"]) for d in dead) == sorted((d["stage"], d["reason"]) for d in direct_dead)
-  ack_deadline_s = sub.get_subscription(subscription=paths["in"][1]).ack_deadline_seconds
-  time.sleep(ack_deadline_s + 2)
-  assert pull_json(sub, paths["in"][1]) == []
+  log_path = tmp_path / "job.log"
+  with open(log_path, "w") as log:
+    job = _start(prism_args(), paths, f"local:{tmp_path}/store", log)
+    started = time.time()
+    try:
+      _collect(sub, paths, decisions, dead, lambda: len(decisions) + len(dead) >= len(lines),
+               started + 420, job, log_path)
+      assert len(decisions) + len(dead) == len(lines), open(log_path).read()[-3000:]
+      assert _decided(decisions) == direct
+      assert len(_decided(decisions)) == len(decisions)
+      direct_dead = [json.loads(line) for line in open(tmp_path / "direct-dl.jsonl")]
+      assert len(dead) == len(direct_dead) == 2
+      assert sorted((d["stage"], d["reason"]) for d in dead) == \
+          sorted((d["stage"], d["reason"]) for d in direct_dead)
+      ack_deadline_s = sub.get_subscription(subscription=paths["in"][1]).ack_deadline_seconds
+      time.sleep(ack_deadline_s + 2)
+      assert pull_json(sub, paths["in"][1]) == []
+
+      time.sleep(max(0.0, started + 75 - time.time()))
+      late = json.dumps({**json.loads(lines[0]), "event_id": "late-1"})
+      pubsub_v1.PublisherClient().publish(paths["in"][0], late.encode("utf-8")).result(30)
+      _collect(sub, paths, decisions, dead, lambda: "late-1" in _decided(decisions), time.time() + 120, job,
+               log_path)
+      assert _decided(decisions)["late-1"] == direct[json.loads(lines[0])["event_id"]]
+    finally:
+      _kill(job)
