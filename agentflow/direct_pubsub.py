@@ -18,6 +18,8 @@ import os
 import threading
 from typing import Dict, List, Tuple
 
+from agentflow.portable_pubsub import message_timestamp
+
 MAX_MESSAGES = 1000
 PULL_TIMEOUT_S = 30
 
@@ -44,17 +46,6 @@ def _subscriber():
     return client
 
 
-def _message_timestamp(message, timestamp_attribute):
-  from apache_beam.utils.timestamp import Timestamp
-  value = message.attributes.get(timestamp_attribute) if timestamp_attribute else None
-  if value is None:
-    return Timestamp.from_utc_datetime(message.publish_time)
-  try:
-    return Timestamp(micros=int(value) * 1000)
-  except ValueError:
-    return Timestamp.from_rfc3339(value)
-
-
 @functools.lru_cache(maxsize=None)
 def _evaluator_class():
   from apache_beam.io.gcp.pubsub import PubsubMessage
@@ -68,7 +59,7 @@ def _evaluator_class():
       received = response.received_messages
       if received:
         client.acknowledge(subscription=self._sub_name, ack_ids=[m.ack_id for m in received])
-      return [(_message_timestamp(m.message, timestamp_attribute), PubsubMessage._from_message(m.message))
+      return [(message_timestamp(m.message, timestamp_attribute), PubsubMessage._from_message(m.message))
               for m in received]
 
   return _BatchPullEvaluator

@@ -81,9 +81,20 @@ def runner_name(pipeline) -> str:
   """The class name of the runner `pipeline` runs on, e.g. "PrismRunner"."""
   name = type(pipeline.runner).__name__ if pipeline.runner is not None else ""
   if not name or name == "TestPipeline":
-    declared = pipeline.options.view_as(StandardOptions).runner
-    name = declared if isinstance(declared, str) else type(declared).__name__ if declared else ""
+    name = declared_runner(pipeline.options)
   return name
+
+
+def declared_runner(options) -> str:
+  """`--runner` as a class name: "prism", "PrismRunner" and a dotted path all give "PrismRunner"."""
+  declared = options.view_as(StandardOptions).runner
+  if not declared:
+    return ""
+  if not isinstance(declared, str):
+    return type(declared).__name__
+  short = declared.rsplit(".", 1)[-1].lower()
+  known = {r.lower(): r for r in PORTABLE_RUNNERS}
+  return known.get(short, known.get(short + "runner", declared))
 
 
 def _portable_subscription(opts) -> str:

@@ -21,7 +21,8 @@ if __package__ in (None, ""):
 
 from agentflow.audit import AuditLog  # noqa: E402
 from agentflow.graph import AgentGraph, GraphConfig  # noqa: E402
-from agentflow.io import PORTABLE_RUNNERS, ReadEvents, WriteRecords, set_default_pubsub_root_url  # noqa: E402
+from agentflow.io import (PORTABLE_RUNNERS, ReadEvents, WriteRecords, declared_runner,  # noqa: E402
+                          set_default_pubsub_root_url)
 from agentflow.knowledge import IngestKnowledge  # noqa: E402
 from agentflow.models.base import model_from_spec  # noqa: E402
 from agentflow.models.cache import CachingEmbeddingHandler, cache_from_spec  # noqa: E402
@@ -88,8 +89,7 @@ STREAMING_JOB_SERVER_TIMEOUT_S = 10 * 365 * 24 * 3600
 
 def keep_streaming_job_watched(options: PipelineOptions) -> None:
   """Lifts --job_server_timeout for a streaming job on a portable runner, unless it was given."""
-  runner = options.view_as(StandardOptions).runner
-  if (options.view_as(StandardOptions).streaming and runner in PORTABLE_RUNNERS
+  if (options.view_as(StandardOptions).streaming and declared_runner(options) in PORTABLE_RUNNERS
       and "job_server_timeout" not in options.get_all_options(drop_default=True)):
     options.view_as(PortableOptions).job_server_timeout = STREAMING_JOB_SERVER_TIMEOUT_S
 

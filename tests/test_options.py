@@ -110,6 +110,9 @@ def test_streaming_on_a_portable_runner_is_watched_past_beams_60_s_job_server_ti
     return options.view_as(PortableOptions).job_server_timeout
 
   assert timeout("--runner", "PrismRunner", "--streaming") == STREAMING_JOB_SERVER_TIMEOUT_S
+  assert timeout("--runner", "prism", "--streaming") == STREAMING_JOB_SERVER_TIMEOUT_S
+  assert timeout("--runner", "apache_beam.runners.portability.prism_runner.PrismRunner",
+                 "--streaming") == STREAMING_JOB_SERVER_TIMEOUT_S
   assert timeout("--runner", "PrismRunner", "--streaming", "--job_server_timeout", "30") == 30
   assert timeout("--runner", "PrismRunner") == 60
   assert timeout("--runner", "DirectRunner", "--streaming") == 60
