@@ -38,7 +38,8 @@ class PullConfig:
   and waits up to `pull_timeout_s` for the first one. Pulled messages are leased for
   `ack_deadline_s` (whatever the subscription's own deadline), the time their bundle
   has to finish before Pub/Sub would deliver them again. An event's timestamp is its
-  `timestamp_attribute` (epoch millis or RFC 3339) when given, else its publish time."""
+  `timestamp_attribute` (epoch millis or RFC 3339) when given and parseable, else its
+  publish time."""
   subscription: str
   max_messages: int = 1000
   pull_timeout_s: float = 2.0
@@ -105,6 +106,7 @@ class _PullFn(beam.DoFn):
     self._client = None
     self._pulled = Metrics.counter("pubsub", "pulled")
     self._acked = Metrics.counter("pubsub", "acked")
+    self._bad_timestamps = Metrics.counter("pubsub", "bad_timestamp_attribute")
 
   def setup(self):
     from google.cloud import pubsub_v1
@@ -122,13 +124,22 @@ class _PullFn(beam.DoFn):
       self._client.modify_ack_deadline(subscription=self.config.subscription, ack_ids=[m.ack_id for m in received],
                                        ack_deadline_seconds=self.config.ack_deadline_s)
     for m in received:
-      yield beam.window.TimestampedValue(m.message.data, message_timestamp(m.message, self.config.timestamp_attribute))
+      yield beam.window.TimestampedValue(m.message.data, self._timestamp(m.message))
     self._pulled.inc(len(received))
     ack_ids = [m.ack_id for m in received]
     # Registered for empty pulls too: Prism finalizes every bundle of this stage, and the
     # SDK harness reports an error for a bundle that asked for no finalization.
     finalizer.register(lambda: self._ack(ack_ids))
     tracker.defer_remainder()
+
+  def _timestamp(self, message) -> Timestamp:
+    """A timestamp attribute that parses as neither form gives the publish time, counted,
+    rather than failing the bundle and so every later pull of the same message."""
+    try:
+      return message_timestamp(message, self.config.timestamp_attribute)
+    except ValueError:
+      self._bad_timestamps.inc()
+      return message_timestamp(message, None)
 
   def _pull(self):
     from google.api_core import exceptions

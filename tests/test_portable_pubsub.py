@@ -158,3 +158,13 @@ def test_a_pull_is_leased_emitted_and_acked_only_when_its_bundle_is_finalized():
   [ack] = finalizer.callbacks
   ack()
   assert client.log == [("pull", "projects/p/subscriptions/in", 50)]
+
+
+def test_an_unparseable_timestamp_attribute_falls_back_to_the_publish_time_instead_of_failing_the_pull():
+  fn = portable_pubsub._PullFn(PullConfig("projects/p/subscriptions/in", timestamp_attribute="ts"))
+  good, bad = _Received(0), _Received(1)
+  good.message.attributes = {"ts": "2000"}
+  bad.message.attributes = {"ts": "yesterday"}
+  out, _, _ = _one_pull(fn, _FakeSubscriber([[good, bad]]))
+  assert [(v.value, v.timestamp) for v in out] == [(b"m0", Timestamp(2)),
+                                                   (b"m1", Timestamp.from_rfc3339("2026-11-30T12:00:00Z"))]
