@@ -6,8 +6,9 @@ or message. Pub/Sub uses Beam's Python IO on the DirectRunner and Dataflow (on t
 DirectRunner each pull takes up to 1,000 waiting messages, see `direct_pubsub`), or
 with `--pubsub_expansion_service` Java's PubsubIO cross-language on any runner. Without
 it, portable runners publish with agentflow's Python sink, and Prism also reads with
-agentflow's Python source (see `portable_pubsub`); Flink needs Java's PubsubIO to read. Kafka uses Beam's cross-language Kafka IO, expanded by a Java expansion
-service, so it runs on portable runners and Dataflow; see runners/README.md.
+agentflow's Python source (see `portable_pubsub`); Flink needs Java's PubsubIO to read.
+Kafka uses Beam's cross-language Kafka IO, expanded by a Java expansion service, so it
+runs on portable runners and Dataflow; see runners/README.md.
 """
 from __future__ import annotations
 
