@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from common import bar_plot, embed_rate, percentiles, save  # noqa: E402
 from pubsub_emulator import PubSubEmulator, create_topics, emulator_jar  # noqa: E402
+from services import killable_job_env, local_flink_args, prism_args, pubsub_expansion_service  # noqa: E402
 from texts import make_events, texts_of  # noqa: E402
 
 PROJECT = "agentflow-bench"
@@ -61,63 +62,63 @@ def main(argv=None):
   args = ap.parse_args(argv)
   if emulator_jar() is None:
     sys.exit("the Pub/Sub emulator (Cloud SDK component) and java are required")
-  work = tempfile.mkdtemp()
-  with PubSubEmulator(os.path.join(work, "emulator.log")) as host, runner_services(args.runner, work) as runner_args:
-    os.environ["PUBSUB_EMULATOR_HOST"] = host
-    pub, sub, paths = create_topics(PROJECT, ["bench-in", "bench-out", "bench-dead"])
-    env = dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE="1")
-    store = f"local:{work}/store"
-    if args.job == "graph":
-      subprocess.run([sys.executable, "-m", "agentflow.cli", "ingest", "--knowledge", KNOWLEDGE, "--store", store,
-                      "--dead_letter_output", os.path.join(work, "dl")], check=True, env=env,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-      command = [sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--store", store,
-                 "--dead_letter_topic", paths["bench-dead"][0], "--progress_interval", "0",
-                 "--model_backend", args.backend]
-    else:
-      command = [sys.executable, os.path.join(HERE, "pubsub_passthrough.py")]
-    job = subprocess.Popen([*command, *runner_args, "--input_subscription", paths["bench-in"][1],
-                            "--output_topic", paths["bench-out"][0]],
-                           env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "job.log"), "w"),
-                           start_new_session=True)
-    sent, received, dead = {}, {}, {}
+  with tempfile.TemporaryDirectory() as work:
+    with PubSubEmulator(os.path.join(work, "emulator.log")) as host, runner_services(args.runner, work) as runner_args:
+      os.environ["PUBSUB_EMULATOR_HOST"] = host
+      pub, sub, paths = create_topics(PROJECT, ["bench-in", "bench-out", "bench-dead"])
+      env = killable_job_env(os.path.join(work, "tmp"))
+      store = f"local:{work}/store"
+      if args.job == "graph":
+        subprocess.run([sys.executable, "-m", "agentflow.cli", "ingest", "--knowledge", KNOWLEDGE, "--store", store,
+                        "--dead_letter_output", os.path.join(work, "dl")], check=True, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = [sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--store", store,
+                   "--dead_letter_topic", paths["bench-dead"][0], "--progress_interval", "0",
+                   "--model_backend", args.backend]
+      else:
+        command = [sys.executable, os.path.join(HERE, "pubsub_passthrough.py")]
+      job = subprocess.Popen([*command, *runner_args, "--input_subscription", paths["bench-in"][1],
+                              "--output_topic", paths["bench-out"][0]],
+                             env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "job.log"), "w"),
+                             start_new_session=True)
+      sent, received, dead = {}, {}, {}
 
-    def on_message(message):
-      received.setdefault(json.loads(message.data)["event_id"], time.time())
-      message.ack()
+      def on_message(message):
+        received.setdefault(json.loads(message.data)["event_id"], time.time())
+        message.ack()
 
-    def on_dead_letter(message):
-      letter = json.loads(message.data)
-      with contextlib.suppress(ValueError, TypeError, AttributeError):
-        dead.setdefault(json.loads(letter["payload"]).get("event_id"), letter["reason"])
-      message.ack()
+      def on_dead_letter(message):
+        letter = json.loads(message.data)
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+          dead.setdefault(json.loads(letter["payload"]).get("event_id"), letter["reason"])
+        message.ack()
 
-    future = sub.subscribe(paths["bench-out"][1], callback=on_message)
-    dead_future = sub.subscribe(paths["bench-dead"][1], callback=on_dead_letter)
-    try:
-      ready = wait_ready(pub, paths["bench-in"][0], received, job, args.ready_timeout, os.path.join(work, "job.log"))
-      print(f"job answered its first probe after {ready:.0f} s", flush=True)
-      total = args.warmup + args.events
-      events = make_events(total, seed=3)
-      start = time.time()
-      for i, e in enumerate(events):
-        due = start + i / args.rate
-        time.sleep(max(0.0, due - time.time()))
-        sent[json.loads(e)["event_id"]] = time.time()
-        pub.publish(paths["bench-in"][0], e.encode())
-      deadline = time.time() + 120
-      while len(sent.keys() - received.keys() - dead.keys()) and time.time() < deadline:
-        time.sleep(0.2)
-    finally:
-      future.cancel()
-      dead_future.cancel()
-      with contextlib.suppress(ProcessLookupError):
-        os.killpg(job.pid, signal.SIGTERM)
+      future = sub.subscribe(paths["bench-out"][1], callback=on_message)
+      dead_future = sub.subscribe(paths["bench-dead"][1], callback=on_dead_letter)
       try:
-        job.wait(30)
-      except subprocess.TimeoutExpired:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait(30)
+        ready = wait_ready(pub, paths["bench-in"][0], received, job, args.ready_timeout, os.path.join(work, "job.log"))
+        print(f"job answered its first probe after {ready:.0f} s", flush=True)
+        total = args.warmup + args.events
+        events = make_events(total, seed=3)
+        start = time.time()
+        for i, e in enumerate(events):
+          due = start + i / args.rate
+          time.sleep(max(0.0, due - time.time()))
+          sent[json.loads(e)["event_id"]] = time.time()
+          pub.publish(paths["bench-in"][0], e.encode())
+        deadline = time.time() + 120
+        while len(sent.keys() - received.keys() - dead.keys()) and time.time() < deadline:
+          time.sleep(0.2)
+      finally:
+        future.cancel()
+        dead_future.cancel()
+        with contextlib.suppress(ProcessLookupError):
+          os.killpg(job.pid, signal.SIGTERM)
+        try:
+          job.wait(30)
+        except subprocess.TimeoutExpired:
+          os.killpg(job.pid, signal.SIGKILL)
+          job.wait(30)
   measured = [json.loads(e)["event_id"] for e in events[args.warmup:]]
   call = max(1, int(args.rate))
   encode_ms = encode_ms_per_text(texts_of(events[args.warmup:]), call, args.backend)
@@ -149,7 +150,6 @@ def runner_services(runner, work):
   if runner == "direct":
     yield []
     return
-  from services import local_flink_args, prism_args, pubsub_expansion_service
   if runner == "prism":
     yield prism_args()
     return

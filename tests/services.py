@@ -37,6 +37,17 @@ def cli_env(**extra):
   return dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE="1", **extra)
 
 
+def killable_job_env(scratch, **extra):
+  """cli_env for a job that will be killed: its Python and Java temporary files go to `scratch`.
+
+  A killed job runs no exit hooks, so what they would delete stays behind: Beam's Flink job
+  server stages ~180 MB of jars in a `beam-temp*` folder and Flink unpacks a 22 MB RPC jar.
+  In /tmp that is ~0.6 GB per CI run; in `scratch` the caller removes it.
+  """
+  os.makedirs(scratch, exist_ok=True)
+  return cli_env(TMPDIR=str(scratch), JAVA_TOOL_OPTIONS=f"-Djava.io.tmpdir={scratch}", **extra)
+
+
 def agentflow_cli(*args, cwd, env=None, timeout=600):
   """Runs `python -m agentflow.cli ARGS` and asserts it succeeded; returns the finished process."""
   proc = subprocess.run([sys.executable, "-m", "agentflow.cli", *args], capture_output=True, text=True,

@@ -4,6 +4,7 @@ on Prism through agentflow's Python Pub/Sub IO (`agentflow.portable_pubsub`).
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 
 from example_events import event_lines, valid_event_ids
 from pubsub_emulator import PubSubEmulator, create_topics, emulator_jar, pull_json
-from services import ROOT, agentflow_cli, cli_env, java_available, local_flink_args, prism_args, pubsub_expansion_service
+from services import ROOT, agentflow_cli, java_available, killable_job_env, local_flink_args, prism_args, pubsub_expansion_service
 
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
 PROJECT = "agentflow-test"
@@ -41,12 +42,16 @@ def services(emulator, tmp_path_factory):
 
 
 def _start(runner_args, paths, store, log):
-  """The streaming job in its own process group, so a job server it starts is killed with it."""
-  return subprocess.Popen(
+  """The streaming job in its own process group, so a job server it starts is killed with it.
+  Its temporary files go to a folder next to its log, removed by `_kill`."""
+  scratch = f"{log.name}.tmp"
+  job = subprocess.Popen(
       [sys.executable, "-m", "agentflow.cli", "run", "--streaming", *runner_args,
        "--input_subscription", paths["in"][1], "--output_topic", paths["out"][0],
        "--dead_letter_topic", paths["dead"][0], "--store", store, "--progress_interval", "0"],
-      stdout=log, stderr=subprocess.STDOUT, env=cli_env(), start_new_session=True)
+      stdout=log, stderr=subprocess.STDOUT, env=killable_job_env(scratch), start_new_session=True)
+  job.scratch = scratch
+  return job
 
 
 def _kill(job):
@@ -55,6 +60,7 @@ def _kill(job):
   except ProcessLookupError:
     pass
   job.wait(30)
+  shutil.rmtree(job.scratch, ignore_errors=True)
 
 
 def _collect(sub, paths, decisions, dead, until, deadline, job, log_path):
