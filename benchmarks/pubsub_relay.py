@@ -1,0 +1,55 @@
+"""The latency floor of Pub/Sub itself on this machine: messages relayed with no Beam at all.
+
+  python benchmarks/pubsub_relay.py --input_subscription S --output_topic T [ignored runner options]
+
+One loop in one process does what `PullFromPubSub` and `PublishToPubSub` do in a bundle:
+pull what is waiting (long-polling up to 2 s), publish it unchanged in one call, acknowledge
+it, repeat. `streaming_latency.py --job relay` runs it, so the emulator's and the clients'
+share of the event -> decision latency can be told apart from the runner's and the graph's.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from agentflow.portable_pubsub import publisher_api  # noqa: E402
+
+
+def relay(subscription: str, topic: str, stop) -> int:
+  """Relays until `stop()` is true; returns the number of messages relayed."""
+  from google.api_core.exceptions import DeadlineExceeded
+  from google.cloud import pubsub_v1
+  from google.pubsub_v1 import PubsubMessage
+  subscriber, publisher, relayed = pubsub_v1.SubscriberClient(), publisher_api(), 0
+  try:
+    while not stop():
+      try:
+        received = subscriber.pull(subscription=subscription, max_messages=1000, timeout=2.0).received_messages
+      except DeadlineExceeded:
+        continue
+      if not received:
+        continue
+      publisher.publish(topic=topic, messages=[PubsubMessage(data=m.message.data) for m in received], timeout=60)
+      subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in received])
+      relayed += len(received)
+  finally:
+    subscriber.close()
+  return relayed
+
+
+def main(argv=None):
+  ap = argparse.ArgumentParser(description=__doc__)
+  ap.add_argument("--input_subscription", required=True)
+  ap.add_argument("--output_topic", required=True)
+  args, _ = ap.parse_known_args(argv)
+  stopping = []
+  signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+  print(f"relayed {relay(args.input_subscription, args.output_topic, lambda: stopping)} messages", file=sys.stderr)
+
+
+if __name__ == "__main__":
+  main()
