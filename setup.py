@@ -31,7 +31,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10,<3.13",
-    packages=find_packages(include=["agentflow", "agentflow.*", "pipelines", "pipelines.*"]),
+    packages=find_packages(include=["agentflow", "agentflow.*"]),
     install_requires=[
         BEAM,
         "numpy>=1.26,<3",

@@ -15,15 +15,16 @@ from typing import List, Optional
 
 
 def _run(argv: List[str]) -> int:
-  from pipelines.agent_pipeline import run
+  from agentflow.job import run
   summary = run(argv)
   return 0 if summary is None or summary.accounted else 3
 
 
 def _ingest(argv: List[str]) -> int:
   from apache_beam.options.pipeline_options import PipelineOptions
+
+  from agentflow.job import ingest_knowledge
   from agentflow.options import AgentflowOptions
-  from pipelines.agent_pipeline import ingest_knowledge
   options = PipelineOptions(argv)
   if not options.view_as(AgentflowOptions).knowledge:
     print("agentflow ingest: --knowledge FILE is required", file=sys.stderr)
@@ -46,7 +47,7 @@ def _vespa(argv: List[str]) -> int:
 
 
 def _audit(argv: List[str]) -> int:
-  from agentflow.audit import main_audit
+  from agentflow.observability.audit import main_audit
   return main_audit(argv)
 
 
@@ -54,6 +55,7 @@ COMMANDS = {"run": _run, "ingest": _ingest, "vespa": _vespa, "audit": _audit}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+  """The `agentflow` console script; returns the process exit code."""
   argv = list(sys.argv[1:] if argv is None else argv)
   parser = argparse.ArgumentParser(prog="agentflow", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)

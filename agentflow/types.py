@@ -26,7 +26,7 @@ def trace_id_for(key: str) -> str:
 
 def document_id(event_id: str, tenant: str = "") -> str:
   """Deterministic store id for an event: replays overwrite instead of duplicating."""
-  return hashlib.blake2b(f"{tenant}\x1f{event_id}".encode("utf-8"), digest_size=16).hexdigest()
+  return hashlib.blake2b(f"{tenant}\x1f{event_id}".encode(), digest_size=16).hexdigest()
 
 
 @dataclass
@@ -49,10 +49,10 @@ class AgentEvent:
   def doc_id(self) -> str:
     return document_id(self.event_id, self.tenant)
 
-  def with_embedding(self, vector: np.ndarray, model_id: str) -> "AgentEvent":
+  def with_embedding(self, vector: np.ndarray, model_id: str) -> AgentEvent:
     return dataclasses.replace(self, embedding=np.asarray(vector, dtype=np.float32), model_id=model_id)
 
-  def to_document(self) -> "Document":
+  def to_document(self) -> Document:
     if self.embedding is None:
       raise ValueError(f"event {self.event_id!r} has no embedding")
     meta = dict(self.attributes)

@@ -16,22 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import apache_beam as beam  # noqa: E402
+import apache_beam as beam
 
-from agentflow import AgentGraph, IngestKnowledge, LocalVectorStore, RetrievalAnswerPolicy  # noqa: E402
-from agentflow.models import SentenceTransformerHandler  # noqa: E402
-from agentflow.models.loaded import release_all  # noqa: E402
-from agentflow.models.sentence_transformers import default_model_path  # noqa: E402
-from common import bar_plot, save  # noqa: E402
-from texts import make_events, texts_of  # noqa: E402
+from agentflow import AgentGraph, IngestKnowledge, LocalVectorStore, RetrievalAnswerPolicy
+from agentflow.models import SentenceTransformerHandler
+from agentflow.models.loaded import release_all
+from agentflow.models.sentence_transformers import default_model_path
+
+from benchmarks.common import bar_plot, save
+from benchmarks.texts import make_events, texts_of
 
 KNOWLEDGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
                          "support_chatbot", "knowledge.jsonl")
@@ -84,9 +82,11 @@ def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__)
   ap.add_argument("--events", type=int, default=10_000)
   ap.add_argument("--batch", type=int, default=16)
-  ap.add_argument("--min_batch", type=int, default=None, help="RunInference min batch (default: --max_batch, the handler default)")
+  ap.add_argument("--min_batch", type=int, default=None,
+                  help="RunInference min batch (default: --max_batch, the handler default)")
   ap.add_argument("--max_batch", type=int, default=1024, help="RunInference max batch (handler default)")
-  ap.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="the model backend of the graph and the raw run")
+  ap.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                  help="the model backend of the graph and the raw run")
   args = ap.parse_args(argv)
   events = make_events(args.events)
   texts = texts_of(events)

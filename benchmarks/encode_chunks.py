@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from agentflow.models import SentenceTransformerHandler  # noqa: E402
-from common import bar_plot, embed_rate, save  # noqa: E402
-from texts import make_events, texts_of  # noqa: E402
+from agentflow.models import SentenceTransformerHandler
+
+from benchmarks.common import bar_plot, embed_rate, save
+from benchmarks.texts import make_events, texts_of
 
 
 def main(argv=None):

@@ -14,15 +14,14 @@ import sys
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import apache_beam as beam  # noqa: E402
+import apache_beam as beam
 
-from agentflow import AgentEvent, Embed  # noqa: E402
-from agentflow.models import SentenceTransformerHandler  # noqa: E402
-from common import bar_plot, save  # noqa: E402
-from texts import make_events, texts_of  # noqa: E402
+from agentflow import AgentEvent, Embed
+from agentflow.models import SentenceTransformerHandler
+
+from benchmarks.common import bar_plot, save
+from benchmarks.texts import make_events, texts_of
 
 
 def main(argv=None):

@@ -8,18 +8,12 @@ passthrough` runs it to separate what the runner and Pub/Sub IO cost from what t
 """
 from __future__ import annotations
 
-import os
-import sys
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import apache_beam as beam  # noqa: E402
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions  # noqa: E402
-
-from agentflow.io import ReadEvents, WriteRecords, set_default_pubsub_root_url  # noqa: E402
-from agentflow.options import AgentflowOptions  # noqa: E402
-from pipelines.agent_pipeline import keep_streaming_job_watched  # noqa: E402
+from agentflow.io import PubSubSink, ReadEvents, WriteRecords, set_default_pubsub_root_url
+from agentflow.job import keep_streaming_job_watched, source_from_options
+from agentflow.options import AgentflowOptions
 
 
 class Passthrough:
@@ -38,10 +32,10 @@ def main(argv=None):
   keep_streaming_job_watched(options)
   opts = options.view_as(AgentflowOptions)
   set_default_pubsub_root_url(opts)
-  from pubsub_passthrough import Passthrough as record  # by module name, not __main__: runners pickle it
+  from benchmarks.pubsub_passthrough import Passthrough as record  # by module name, not __main__: runners pickle it
   with beam.Pipeline(options=options) as p:
-    _ = (p | "Read" >> ReadEvents(opts) | "Wrap" >> beam.Map(record)
-         | "Write" >> WriteRecords("", opts.output_topic, pubsub_expansion_service=opts.pubsub_expansion_service))
+    _ = (p | "Read" >> ReadEvents(source_from_options(opts)) | "Wrap" >> beam.Map(record)
+         | "Write" >> WriteRecords(PubSubSink(opts.output_topic, opts.pubsub_expansion_service)))
 
 
 if __name__ == "__main__":

@@ -10,13 +10,10 @@ share of the event -> decision latency can be told apart from the runner's and t
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from agentflow.portable_pubsub import publisher_api  # noqa: E402
+from agentflow.io.pubsub_portable import publisher_api
 
 
 def relay(subscription: str, topic: str, stop) -> int:

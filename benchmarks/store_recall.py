@@ -9,19 +9,15 @@ Goals: recall@10 >= 0.95 and p99 < 5 ms at 100k.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from agentflow.stores.local import LocalVectorStore
+from agentflow.types import Document
 
-from agentflow.stores.local import LocalVectorStore  # noqa: E402
-from agentflow.types import Document  # noqa: E402
-from common import bar_plot, percentiles, save  # noqa: E402
+from benchmarks.common import bar_plot, percentiles, save
 
 
 def vectors(n, dim, kind, rng):

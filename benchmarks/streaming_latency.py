@@ -12,7 +12,7 @@ clock starts: no client-side batch holds it first. Events that come out as dead 
 "missing" ones came out as neither within 120 s of the last publish. Goal: p99 < 250 ms at 50 events/s.
 
 `--runner prism` runs the job on Prism (LOOPBACK), reading and writing Pub/Sub with
-agentflow's Python IO (`agentflow.portable_pubsub`); Prism is built by runners/prism/install.sh.
+agentflow's Python IO (`agentflow.io.pubsub_portable`); Prism is built by runners/prism/install.sh.
 `--runner flink` runs the job on Flink (local, parallelism 1, LOOPBACK) reading and
 writing Pub/Sub through Java's PubsubIO cross-language, as `tests/test_pubsub_portable.py`
 does; it needs java and resolves runners/flink and runners/expansion from Maven Central.
@@ -38,16 +38,15 @@ import tempfile
 import time
 from collections import Counter
 
+from agentflow.io.pubsub_portable import publisher_api
+
+from benchmarks.common import bar_plot, embed_rate, percentiles, save
+from benchmarks.texts import make_events, texts_of
+from tests.pubsub_emulator import PubSubEmulator, create_topics, emulator_jar
+from tests.services import killable_job_env, local_flink_args, prism_args, pubsub_expansion_service
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-
-from agentflow.portable_pubsub import publisher_api  # noqa: E402
-from common import bar_plot, embed_rate, percentiles, save  # noqa: E402
-from pubsub_emulator import PubSubEmulator, create_topics, emulator_jar  # noqa: E402
-from services import killable_job_env, local_flink_args, prism_args, pubsub_expansion_service  # noqa: E402
-from texts import make_events, texts_of  # noqa: E402
 
 PROJECT = "agentflow-bench"
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
@@ -82,7 +81,7 @@ def main(argv=None):
                    "--dead_letter_topic", paths["bench-dead"][0], "--progress_interval", "0",
                    "--model_backend", args.backend]
       else:
-        command = [sys.executable, os.path.join(HERE, f"pubsub_{args.job}.py")]
+        command = [sys.executable, "-m", f"benchmarks.pubsub_{args.job}"]
       job = subprocess.Popen([*command, *runner_args, "--input_subscription", paths["bench-in"][1],
                               "--output_topic", paths["bench-out"][0]],
                              env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "job.log"), "w"),
@@ -138,17 +137,20 @@ def main(argv=None):
   print(f"event -> decision latency: p50 {p['p50']:.0f} ms, p90 {p['p90']:.0f} ms, p99 {p['p99']:.0f} ms")
   print(f"ratio goal(250 ms)/p99 = {250.0 / p['p99']:.3f}  (>= 1 meets the goal)")
   busy = encode_ms * args.rate / 1000.0
-  print(f"model encode alone, {call} texts a call: {encode_ms:.1f} ms/text = {busy:.2f} of wall-clock time at {args.rate:g}/s")
+  print(f"model encode alone, {call} texts a call: {encode_ms:.1f} ms/text = {busy:.2f} of wall-clock time "
+        f"at {args.rate:g}/s")
   name = "_".join(["streaming_latency"] + [a for a in (args.runner, args.job, args.backend)
                                            if a not in ("none", "direct", "graph", "torch")]
                   + ([] if args.rate == 50 else [f"{args.rate:g}per_s"]))
   save(name, {"runner": args.runner, "job": args.job, "backend": args.backend, "rate": args.rate,
               "events": len(lat), "missing": missing, "dead_letters": dict(dead_letters), **p,
-              "ready_after_s": round(ready, 1), "encode_texts_per_call": call, "encode_ms_per_text": round(encode_ms, 3),
+              "ready_after_s": round(ready, 1), "encode_texts_per_call": call,
+              "encode_ms_per_text": round(encode_ms, 3),
               "encode_busy_fraction": round(busy, 3)})
   runner_name = {"none": "no runner", "direct": "DirectRunner", "prism": "PrismRunner",
                  "flink": "FlinkRunner"}[args.runner]
-  bar_plot(name, f"Pub/Sub emulator, {runner_name}, {args.job} ({args.backend}), {args.rate:g} events/s", ["p50", "p90", "p99"],
+  bar_plot(name, f"Pub/Sub emulator, {runner_name}, {args.job} ({args.backend}), {args.rate:g} events/s",
+           ["p50", "p90", "p99"],
            {"latency ms": [p["p50"], p["p90"], p["p99"]]}, "ms", hline=(250.0, "goal p99 < 250 ms"))
 
 

@@ -64,7 +64,7 @@ class OpenAIStubServer:
     with self._lock:
       return [r for r in self.requests if r.path == CHAT_PATH]
 
-  def start(self) -> "OpenAIStubServer":
+  def start(self) -> OpenAIStubServer:
     self._thread = threading.Thread(target=self._server.serve_forever, name="openai-stub", daemon=True)
     self._thread.start()
     return self
@@ -74,7 +74,7 @@ class OpenAIStubServer:
     self._server.shutdown()
     self._server.server_close()
 
-  def __enter__(self) -> "OpenAIStubServer":
+  def __enter__(self) -> OpenAIStubServer:
     return self.start()
 
   def __exit__(self, *exc) -> None:

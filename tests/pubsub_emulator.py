@@ -5,7 +5,7 @@ import os
 import shutil
 import time
 
-from services import Service, free_port
+from tests.services import Service, free_port
 
 JAR_GLOB = "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar"
 

@@ -7,7 +7,7 @@ import sys
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 
-from agentflow.audit import AuditLog, verify
+from agentflow.observability.audit import AuditLog, verify
 from agentflow.types import Decision
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

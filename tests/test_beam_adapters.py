@@ -7,12 +7,18 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.enrichment import Enrichment
 
-from agentflow.beam_adapters import (StoreEnrichmentHandler, StoreWriteConfig, VectorDatabaseWriteConfig,
-                                     VectorDatabaseWriteTransform, chunk_to_document)
-from agentflow.stage import DeadLetterError, RetryPolicy
+from agentflow.stages.base import DeadLetterError, RetryPolicy
+from agentflow.stages.beam_adapters import (
+  StoreEnrichmentHandler,
+  StoreWriteConfig,
+  VectorDatabaseWriteConfig,
+  VectorDatabaseWriteTransform,
+  chunk_to_document,
+)
 from agentflow.stores import store_from_uri
 from agentflow.stores.local import LocalVectorStore
-from vespa_protocol_server import serve_agent_context
+
+from tests.vespa_protocol_server import serve_agent_context
 
 DIM = 8
 

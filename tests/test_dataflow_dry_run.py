@@ -4,8 +4,8 @@ import sys
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from agentflow.job import build
 from agentflow.options import AgentflowOptions
-from pipelines.agent_pipeline import build
 
 STAGES = ["Agent/Preprocess", "Agent/Embed/RunInference", "Agent/VectorUpsert", "Agent/Retrieve",
           "Agent/Decide", "Agent/AllDeadLetters", "WriteDecisions",

@@ -251,7 +251,7 @@ def test_entry_point_returns_once_a_template_launch_has_written_the_job(tmp_path
   from apache_beam.options.pipeline_options import GoogleCloudOptions
   from apache_beam.runners.dataflow.internal import apiclient
 
-  from pipelines import agent_pipeline
+  from agentflow import job as agent_pipeline
 
   written = []
 

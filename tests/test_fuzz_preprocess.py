@@ -11,7 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentflow.preprocess import InvalidEvent, PreprocessConfig, Preprocess, parse_event
+from agentflow.stages.preprocess import InvalidEvent, Preprocess, PreprocessConfig, parse_event
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
                     st.text(max_size=40))

@@ -8,8 +8,8 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
 from agentflow import AgentGraph, QueryFilter, RetrievalAnswerPolicy
-from agentflow.knowledge import IngestKnowledge
 from agentflow.policies.base import DecisionPolicy
+from agentflow.stages.knowledge import IngestKnowledge
 from agentflow.stores.local import LocalVectorStore
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from agentflow import language
-from agentflow.language import LanguageConfig, classify_language, detect_language
+from agentflow.text import language
+from agentflow.text.language import LanguageConfig, classify_language, detect_language
 
 
 @pytest.mark.parametrize("code, text", [

@@ -216,6 +216,7 @@ def test_a_deleted_directory_is_released_without_a_snapshot(tmp_path, monkeypatc
   import shutil
   import threading
   import time
+
   from agentflow.stores import local
   errors = []
   monkeypatch.setattr(threading, "excepthook", errors.append)

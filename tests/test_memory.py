@@ -7,7 +7,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
 from agentflow import AgentEvent
-from agentflow.memory import MemoryConfig, SessionMemory
+from agentflow.stages.memory import MemoryConfig, SessionMemory
 from agentflow.types import Retrieval
 
 

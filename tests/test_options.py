@@ -56,10 +56,12 @@ def test_readme_documents_every_flag():
 def _read_events(*argv):
   import apache_beam as beam
   from apache_beam.options.pipeline_options import PipelineOptions
+
   from agentflow.io import ReadEvents
+  from agentflow.job import source_from_options
   options = PipelineOptions(["--streaming", *argv])
   p = beam.Pipeline(options=options)
-  _ = p | "Read" >> ReadEvents(options.view_as(AgentflowOptions))
+  _ = p | "Read" >> ReadEvents(source_from_options(options.view_as(AgentflowOptions)))
   return {t.full_label for t in p.transforms_stack[0].parts[0].parts}
 
 
@@ -85,6 +87,7 @@ def test_python_pubsub_on_a_portable_runner_rejects_what_it_cannot_do_naming_the
 
 def test_cross_language_pubsub_endpoint_defaults_to_the_emulator(monkeypatch):
   from apache_beam.options.pipeline_options import PipelineOptions
+
   from agentflow.io import set_default_pubsub_root_url
   monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085")
   xlang = PipelineOptions(["--pubsub_expansion_service", "localhost:8097"]).view_as(AgentflowOptions)
@@ -102,7 +105,8 @@ def test_cross_language_pubsub_endpoint_defaults_to_the_emulator(monkeypatch):
 
 def test_streaming_on_a_portable_runner_is_watched_past_beams_60_s_job_server_timeout():
   from apache_beam.options.pipeline_options import PortableOptions
-  from pipelines.agent_pipeline import STREAMING_JOB_SERVER_TIMEOUT_S, keep_streaming_job_watched
+
+  from agentflow.job import STREAMING_JOB_SERVER_TIMEOUT_S, keep_streaming_job_watched
 
   def timeout(*argv):
     options = PipelineOptions(list(argv))

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest  # noqa: E402
 
-from pipelines.agent_pipeline import run  # noqa: E402
+from agentflow.job import run  # noqa: E402
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentflow.pii import DEFAULT_KINDS, IBAN_LENGTHS, KINDS, RedactionConfig, iban_valid, luhn_valid, redact
+from agentflow.text.pii import DEFAULT_KINDS, IBAN_LENGTHS, KINDS, RedactionConfig, iban_valid, luhn_valid, redact
 
 POSITIVES = [
     ("EMAIL", "jane.doe@example.com"),

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from pipelines.agent_pipeline import run
+from agentflow.job import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "examples", "support_chatbot")
@@ -94,7 +94,7 @@ def test_known_questions_get_the_known_answer(example_run):
 
 
 def _derived_id(obj):
-  from agentflow.preprocess import derive_event_id, normalize_text, parse_timestamp
+  from agentflow.stages.preprocess import derive_event_id, normalize_text, parse_timestamp
   return derive_event_id(normalize_text(obj["session_id"]), parse_timestamp(obj["timestamp"]), obj["text"])
 
 
@@ -154,7 +154,7 @@ def test_prometheus_metrics_dump(example_run):
 
 
 def test_audit_chain_covers_every_decision(example_run):
-  from agentflow.audit import read_records, verify
+  from agentflow.observability.audit import read_records, verify
   _, decisions, _, out = example_run
   ok, n, msg = verify(str(out / "audit"))
   assert ok, msg

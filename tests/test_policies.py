@@ -12,13 +12,14 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from agentflow.decide import Decide
 from agentflow.policies.anomaly import ALERT, OK, AnomalyThresholdPolicy
 from agentflow.policies.llm import LLMPolicy, OpenAICompatibleHandler, PromptConfig, build_prompt
 from agentflow.policies.retrieval_answer import RetrievalAnswerPolicy
 from agentflow.policies.routing import ROUTE, SimilarityRoutingPolicy
+from agentflow.stages.decide import Decide
 from agentflow.types import AgentEvent, Hit, Retrieval
-from openai_stub_server import OpenAIStubServer, answer_for
+
+from tests.openai_stub_server import OpenAIStubServer, answer_for
 
 SECRET = "sk-test-policies-0123456789abcdef"
 KEY_ENV = "AGENTFLOW_TEST_POLICIES_LLM_KEY"

@@ -8,12 +8,12 @@ import pytest
 from apache_beam.io.restriction_trackers import OffsetRange
 from apache_beam.utils.timestamp import Timestamp
 
-from agentflow import portable_pubsub
-from agentflow.portable_pubsub import PublishToPubSub, PullConfig
+from agentflow.io import pubsub_portable
+from agentflow.io.pubsub_portable import PublishToPubSub, PullConfig
 
 
 def test_the_pull_restriction_can_be_checkpointed_but_not_split_into_more_readers():
-  tracker = portable_pubsub._EndlessPulls().create_tracker(OffsetRange(0, 2 ** 63 - 1))
+  tracker = pubsub_portable._EndlessPulls().create_tracker(OffsetRange(0, 2 ** 63 - 1))
   assert not tracker.is_bounded()
   assert tracker.try_claim(0)
   assert tracker.try_split(0.5) is None
@@ -34,9 +34,9 @@ class _RecordingApi:
 
 
 def _publish_bundle(payloads, monkeypatch, max_messages=1000, max_bytes=9_000_000):
-  monkeypatch.setattr(portable_pubsub, "MAX_PUBLISH_MESSAGES", max_messages)
-  monkeypatch.setattr(portable_pubsub, "MAX_PUBLISH_BYTES", max_bytes)
-  fn = portable_pubsub._PublishFn("projects/p/topics/out", 30.0)
+  monkeypatch.setattr(pubsub_portable, "MAX_PUBLISH_MESSAGES", max_messages)
+  monkeypatch.setattr(pubsub_portable, "MAX_PUBLISH_BYTES", max_bytes)
+  fn = pubsub_portable._PublishFn("projects/p/topics/out", 30.0)
   fn._api = api = _RecordingApi()
   fn.start_bundle()
   for data in payloads:
@@ -62,7 +62,7 @@ def test_nothing_is_sent_for_an_empty_bundle_and_each_bundle_is_sent_by_its_end(
 
 
 def test_publishing_anything_but_bytes_fails_clearly():
-  fn = portable_pubsub._PublishFn("projects/p/topics/out", 30.0)
+  fn = pubsub_portable._PublishFn("projects/p/topics/out", 30.0)
   fn.start_bundle()
   with pytest.raises(TypeError, match="bytes, got str"):
     fn.process("text")
@@ -90,11 +90,11 @@ class _Message:
 
 def test_event_time_is_the_named_attribute_else_the_publish_time():
   published = Timestamp.from_rfc3339("2026-11-30T12:00:00Z")
-  assert portable_pubsub.message_timestamp(_Message({}), None) == published
-  assert portable_pubsub.message_timestamp(_Message({"ts": "1000"}), "ts") == Timestamp(1)
-  assert portable_pubsub.message_timestamp(_Message({"ts": "2026-01-01T00:00:00Z"}), "ts") == \
+  assert pubsub_portable.message_timestamp(_Message({}), None) == published
+  assert pubsub_portable.message_timestamp(_Message({"ts": "1000"}), "ts") == Timestamp(1)
+  assert pubsub_portable.message_timestamp(_Message({"ts": "2026-01-01T00:00:00Z"}), "ts") == \
       Timestamp.from_rfc3339("2026-01-01T00:00:00Z")
-  assert portable_pubsub.message_timestamp(_Message({}), "ts") == published
+  assert pubsub_portable.message_timestamp(_Message({}), "ts") == published
 
 
 class _Received:
@@ -134,7 +134,7 @@ def _one_pull(fn, client):
   """One `process` call as the SDK harness makes it; returns (outputs, finalizer, deferred residual)."""
   from apache_beam.runners.sdf_utils import RestrictionTrackerView, ThreadsafeRestrictionTracker
   fn._client = client
-  tracker = ThreadsafeRestrictionTracker(portable_pubsub._EndlessPulls().create_tracker(OffsetRange(7, 2 ** 63 - 1)))
+  tracker = ThreadsafeRestrictionTracker(pubsub_portable._EndlessPulls().create_tracker(OffsetRange(7, 2 ** 63 - 1)))
   finalizer = _Finalizer()
   out = list(fn.process(None, finalizer=finalizer, tracker=RestrictionTrackerView(tracker)))
   status = tracker.deferred_status()
@@ -142,7 +142,7 @@ def _one_pull(fn, client):
 
 
 def test_a_pull_is_leased_emitted_and_acked_only_when_its_bundle_is_finalized():
-  fn = portable_pubsub._PullFn(PullConfig("projects/p/subscriptions/in", max_messages=50, ack_deadline_s=90))
+  fn = pubsub_portable._PullFn(PullConfig("projects/p/subscriptions/in", max_messages=50, ack_deadline_s=90))
   client = _FakeSubscriber([[_Received(0), _Received(1)], []])
   out, finalizer, residual = _one_pull(fn, client)
   assert [v.value for v in out] == [b"m0", b"m1"]
@@ -161,7 +161,7 @@ def test_a_pull_is_leased_emitted_and_acked_only_when_its_bundle_is_finalized():
 
 
 def test_an_unparseable_timestamp_attribute_falls_back_to_the_publish_time_instead_of_failing_the_pull():
-  fn = portable_pubsub._PullFn(PullConfig("projects/p/subscriptions/in", timestamp_attribute="ts"))
+  fn = pubsub_portable._PullFn(PullConfig("projects/p/subscriptions/in", timestamp_attribute="ts"))
   good, bad = _Received(0), _Received(1)
   good.message.attributes = {"ts": "2000"}
   bad.message.attributes = {"ts": "yesterday"}

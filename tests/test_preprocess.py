@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from agentflow.preprocess import InvalidEvent, PreprocessConfig, derive_event_id, parse_event, parse_timestamp
+from agentflow.stages.preprocess import InvalidEvent, PreprocessConfig, derive_event_id, parse_event, parse_timestamp
 
 
 def _ev(**kw):
@@ -103,7 +103,7 @@ def test_trace_id_from_traceparent_or_derived():
 
 
 def test_dead_letter_payloads_are_always_valid_utf8():
-  from agentflow.preprocess import PreprocessConfig, _PreprocessFn
+  from agentflow.stages.preprocess import PreprocessConfig, _PreprocessFn
   fn = _PreprocessFn(PreprocessConfig())
   fn.setup()
   outs = [o for raw in ("bad\ud800json", {"text": "\udfff"}) for o in fn.process(raw)]

@@ -1,6 +1,6 @@
 """Pub/Sub on portable runners: the graph reads and writes the real Pub/Sub emulator and gives
 the decisions DirectRunner gives, on Flink through Beam's cross-language (Java) PubsubIO, and
-on Prism through agentflow's Python Pub/Sub IO (`agentflow.portable_pubsub`).
+on Prism through agentflow's Python Pub/Sub IO (`agentflow.io.pubsub_portable`).
 """
 import json
 import os
@@ -12,9 +12,17 @@ import time
 
 import pytest
 
-from example_events import event_lines, valid_event_ids
-from pubsub_emulator import PubSubEmulator, create_topics, emulator_jar, pull_json
-from services import ROOT, agentflow_cli, java_available, killable_job_env, local_flink_args, prism_args, pubsub_expansion_service
+from tests.example_events import event_lines, valid_event_ids
+from tests.pubsub_emulator import PubSubEmulator, create_topics, emulator_jar, pull_json
+from tests.services import (
+  ROOT,
+  agentflow_cli,
+  java_available,
+  killable_job_env,
+  local_flink_args,
+  prism_args,
+  pubsub_expansion_service,
+)
 
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
 PROJECT = "agentflow-test"

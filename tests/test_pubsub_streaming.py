@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from pubsub_emulator import PubSubEmulator, create_topics, emulator_jar, pull_until
-from services import agentflow_cli, cli_env
+from tests.pubsub_emulator import PubSubEmulator, create_topics, emulator_jar, pull_until
+from tests.services import agentflow_cli, cli_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
@@ -68,6 +68,7 @@ import json, sys
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from agentflow.io import ReadEvents
+from agentflow.job import source_from_options
 from agentflow.options import AgentflowOptions
 
 
@@ -87,7 +88,7 @@ class RecordBundles(beam.DoFn):
 options = PipelineOptions(sys.argv[2:])
 options.view_as(StandardOptions).streaming = True
 with beam.Pipeline(options=options) as p:
-  _ = p | ReadEvents(options.view_as(AgentflowOptions)) | beam.ParDo(RecordBundles())
+  _ = p | ReadEvents(source_from_options(options.view_as(AgentflowOptions))) | beam.ParDo(RecordBundles())
 '''
 
 

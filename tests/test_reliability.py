@@ -6,8 +6,8 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from agentflow import AgentGraph, IngestKnowledge, QueryFilter, RetrievalAnswerPolicy, RetryPolicy, UpsertConfig
-from agentflow.graph import GraphConfig
-from agentflow.retrieve import RetrieveConfig
+from agentflow.stages.graph import GraphConfig
+from agentflow.stages.retrieve import RetrieveConfig
 from agentflow.stores.local import LocalVectorStore
 
 KB = [json.dumps({"id": "kb-1", "question": "How do I reset my password?", "answer": "Settings > Security.",

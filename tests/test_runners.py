@@ -8,8 +8,16 @@ import os
 
 import pytest
 
-from example_events import valid_event_ids
-from services import ROOT, agentflow_cli, expansion_service, java_available, kafka_broker, local_flink_args, prism_args
+from tests.example_events import valid_event_ids
+from tests.services import (
+  ROOT,
+  agentflow_cli,
+  expansion_service,
+  java_available,
+  kafka_broker,
+  local_flink_args,
+  prism_args,
+)
 
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
 EVENTS = os.path.join(ROOT, "examples", "support_chatbot", "events.jsonl")
@@ -113,7 +121,8 @@ def test_each_pipeline_of_a_run_uses_the_requested_runner(tmp_path, monkeypatch)
   sent the event pipeline to DirectRunner.
   """
   import apache_beam as beam
-  from pipelines import agent_pipeline
+
+  from agentflow import job
   seen = []
   original = beam.Pipeline.run
 
@@ -124,7 +133,7 @@ def test_each_pipeline_of_a_run_uses_the_requested_runner(tmp_path, monkeypatch)
   monkeypatch.setattr(beam.Pipeline, "run", spy)
   events = tmp_path / "e.jsonl"
   events.write_text(open(EVENTS).readline())
-  agent_pipeline.run(["--input", str(events), "--knowledge", KNOWLEDGE, "--store", f"local:{tmp_path}/s",
+  job.run(["--input", str(events), "--knowledge", KNOWLEDGE, "--store", f"local:{tmp_path}/s",
                       "--decisions_output", str(tmp_path / "d"), "--dead_letter_output", str(tmp_path / "dl"),
                       "--progress_interval", "0", *RUNNERS["prism"]()], out=open(os.devnull, "w"))
   assert seen == ["PrismRunner", "PrismRunner"]

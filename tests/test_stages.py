@@ -7,14 +7,22 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from agentflow import (AgentEvent, Decide, Embed, Preprocess, Retrieve,
-                       RetrieveConfig, RetrievalAnswerPolicy, VectorUpsert)
+from agentflow import (
+  AgentEvent,
+  Decide,
+  Embed,
+  Preprocess,
+  RetrievalAnswerPolicy,
+  Retrieve,
+  RetrieveConfig,
+  VectorUpsert,
+)
 from agentflow.models import SentenceTransformerHandler
 from agentflow.models.base import EmbeddingModelHandler
 from agentflow.policies.base import DecisionPolicy
 from agentflow.stores.base import TransientReason
 from agentflow.stores.local import LocalVectorStore
-from agentflow.types import Hit, KIND_KNOWLEDGE, Retrieval
+from agentflow.types import KIND_KNOWLEDGE, Hit, Retrieval
 
 
 def _event(i, text, kind="event", **attrs):

@@ -13,8 +13,8 @@ from apache_beam.testing.test_pipeline import TestPipeline  # noqa: E402
 from apache_beam.testing.util import assert_that  # noqa: E402
 
 from agentflow import AgentEvent, Embed, model_from_spec  # noqa: E402
+from agentflow.job import run  # noqa: E402
 from agentflow.models.tfhub import TFHubTextEmbeddingHandler  # noqa: E402
-from pipelines.agent_pipeline import run  # noqa: E402
 
 BUCKETS = 4096
 

@@ -14,7 +14,8 @@ import subprocess
 import pytest
 
 from agentflow.stores.vespa_app import VespaSchemaConfig, main_vespa_package, write_application_package
-from services import java_available, launcher
+
+from tests.services import java_available, launcher
 
 
 @pytest.fixture(scope="module")

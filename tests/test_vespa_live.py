@@ -71,7 +71,7 @@ def test_live_hybrid_query_adds_text_matches(tenant_docs):
 
 
 def test_live_whole_graph(tmp_path):
-  from pipelines.agent_pipeline import run
+  from agentflow.job import run
   out = tmp_path
   summary = run(["--input", os.path.join(EXAMPLE, "events.jsonl"), "--knowledge", os.path.join(EXAMPLE, "knowledge.jsonl"),
                  "--store", store_uri(), "--decisions_output", str(out / "decisions.jsonl"),

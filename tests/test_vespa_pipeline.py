@@ -9,8 +9,9 @@ import os
 
 import pytest
 
-from pipelines.agent_pipeline import run
-from vespa_protocol_server import serve_agent_context
+from agentflow.job import run
+
+from tests.vespa_protocol_server import serve_agent_context
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "examples", "support_chatbot")

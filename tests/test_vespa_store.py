@@ -11,10 +11,17 @@ import pytest
 
 from agentflow.stores import store_from_uri
 from agentflow.stores.base import QueryFilter, StoreError, TransientReason
-from agentflow.stores.vespa import (VespaConfig, VespaVectorStore, config_from_uri, filter_clauses,
-                                    similarity_from_closeness, vespa_store_from_uri)
+from agentflow.stores.vespa import (
+  VespaConfig,
+  VespaVectorStore,
+  config_from_uri,
+  filter_clauses,
+  similarity_from_closeness,
+  vespa_store_from_uri,
+)
 from agentflow.types import Document
-from vespa_protocol_server import ServerTls, parse_dense_tensor, serve_agent_context
+
+from tests.vespa_protocol_server import ServerTls, parse_dense_tensor, serve_agent_context
 
 DIM = 8
 FAST = dict(backoff_base_s=0.01, backoff_max_s=0.05, timeout_s=5.0)

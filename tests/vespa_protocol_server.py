@@ -648,7 +648,7 @@ class VespaApplication:
       try:
         out[name] = self._parse_value(spec, value)
       except ValueError as e:
-        raise _BadRequest(f"In document '{doc_id}': Could not parse field '{name}' of type {spec.type}: {e}")
+        raise _BadRequest(f"In document '{doc_id}': Could not parse field '{name}' of type {spec.type}: {e}") from e
     return out
 
   @staticmethod
@@ -1006,7 +1006,7 @@ class VespaProtocolServer:
     ctx.set_alpn_protocols(["h2", "http/1.1"])
     return ctx
 
-  def start(self, port: int = 0) -> "VespaProtocolServer":
+  def start(self, port: int = 0) -> VespaProtocolServer:
     self._sock = socket.create_server((self.host, port))
     self._sock.settimeout(0.2)
     t = threading.Thread(target=self._accept_loop, name="vespa-proto-accept", daemon=True)
@@ -1038,7 +1038,7 @@ class VespaProtocolServer:
     while not self._stopping.is_set():
       try:
         conn, _ = self._sock.accept()
-      except socket.timeout:
+      except TimeoutError:
         continue
       except OSError:
         return

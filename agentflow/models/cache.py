@@ -12,11 +12,9 @@ from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from apache_beam.metrics import Metrics
 
 from agentflow.models.base import EmbeddingModelHandler
-
-_NS = "agentflow"
+from agentflow.observability import metrics
 
 
 class LRUCache:
@@ -24,7 +22,7 @@ class LRUCache:
 
   def __init__(self, max_entries: int):
     self.max_entries = max(1, int(max_entries))
-    self._data: "OrderedDict[str, np.ndarray]" = OrderedDict()
+    self._data: OrderedDict[str, np.ndarray] = OrderedDict()
     self._lock = threading.Lock()
 
   def get_many(self, keys: Sequence[str]) -> Dict[str, np.ndarray]:
@@ -137,8 +135,8 @@ class CachingEmbeddingHandler(EmbeddingModelHandler):
       if k not in found and k not in first:
         first[k] = len(missing)
         missing.append(i)
-    Metrics.counter(_NS, "embed.cache_hit").inc(len(texts) - len(missing))
-    Metrics.counter(_NS, "embed.cache_miss").inc(len(missing))
+    metrics.counter("embed.cache_hit").inc(len(texts) - len(missing))
+    metrics.counter("embed.cache_miss").inc(len(missing))
     if missing:
       fresh = self.handler.embed(model, [texts[i] for i in missing])
       new = {keys[i]: fresh[j] for j, i in enumerate(missing)}

@@ -15,7 +15,7 @@ from typing import Any, Callable, Hashable
 
 KEEP = 4
 
-_models: "OrderedDict[Hashable, Any]" = OrderedDict()
+_models: OrderedDict[Hashable, Any] = OrderedDict()
 _lock = threading.Lock()
 
 

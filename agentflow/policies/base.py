@@ -18,10 +18,10 @@ class DecisionPolicy(abc.ABC):
   name: str = "policy"
   uses_memory: bool = False
 
-  def setup(self) -> None:
+  def setup(self) -> None:  # noqa: B027 (optional hook)
     """Called once per worker before the first `decide`."""
 
-  def teardown(self) -> None:
+  def teardown(self) -> None:  # noqa: B027 (optional hook)
     """Called when the worker discards the policy."""
 
   @abc.abstractmethod

@@ -17,12 +17,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 
-from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from agentflow.observability import metrics
 from agentflow.policies.base import DecisionPolicy
 from agentflow.policies.retrieval_answer import REPLY, RetrievalAnswerPolicy
-from agentflow.stage import NAMESPACE
 from agentflow.types import Decision, Retrieval
 
 _LOG = logging.getLogger(__name__)
@@ -183,11 +182,11 @@ class LLMPolicy(DecisionPolicy):
     self._model = self.handler.load_model()
     self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.max_workers,
                                                        thread_name_prefix="agentflow-llm")
-    self._cache: "OrderedDict[str, Tuple[str, str]]" = OrderedDict()
+    self._cache: OrderedDict[str, Tuple[str, str]] = OrderedDict()
     self._lock = threading.Lock()
-    self._calls = Metrics.counter(NAMESPACE, "llm.calls")
-    self._cache_hits = Metrics.counter(NAMESPACE, "llm.cache_hits")
-    self._fallbacks = {r: Metrics.counter(NAMESPACE, f"llm.fallback.{r}") for r in (TIMEOUT, EMPTY, ERROR)}
+    self._calls = metrics.counter("llm.calls")
+    self._cache_hits = metrics.counter("llm.cache_hits")
+    self._fallbacks = {r: metrics.counter(f"llm.fallback.{r}") for r in (TIMEOUT, EMPTY, ERROR)}
     self.fallback.setup()
 
   def teardown(self) -> None:

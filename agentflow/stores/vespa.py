@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import numpy as np
 
+from agentflow.observability import metrics
 from agentflow.stores.base import QueryFilter, StoreError, TransientReason, VectorStore
 from agentflow.stores.vespa_app import DISTANCE_METRICS, VespaSchemaConfig
 from agentflow.types import Document, Hit
@@ -188,7 +189,6 @@ class VespaVectorStore(VectorStore):
   def open(self) -> None:
     if self._session is not None:
       return
-    from apache_beam.metrics import Metrics
     from vespa.application import Vespa
     cfg = self.config
     token = cfg.resolve_token()
@@ -198,7 +198,7 @@ class VespaVectorStore(VectorStore):
       client_kwargs["ca_cert_file"] = cfg.ca_cert
     session = app.asyncio(connections=1, timeout=cfg.timeout_s, docv1_retry_policy=self._retry_policy(),
                           **client_kwargs)
-    self._retry_counter = Metrics.counter("agentflow", "vespa.retries")
+    self._retry_counter = metrics.counter("vespa.retries")
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="agentflow-vespa", daemon=True)
     thread.start()
@@ -283,7 +283,7 @@ class VespaVectorStore(VectorStore):
 
     outcomes = self._call(_gather([put(d, f) for _, d, f in feed]))
     unreachable = []
-    for (i, doc, _), outcome in zip(feed, outcomes):
+    for (i, _doc, _), outcome in zip(feed, outcomes):
       if isinstance(outcome, BaseException):
         unreachable.append(outcome)
         results[i] = TransientReason(

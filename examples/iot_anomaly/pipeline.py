@@ -12,20 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from datetime import datetime, timezone
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import FixedWindows, TimestampedValue
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+from agentflow import Decide, Embed, Retrieve, RetrieveConfig, VectorUpsert, store_from_uri
+from agentflow.models.series import SeriesEmbeddingHandler
+from agentflow.policies.anomaly import AnomalyThresholdPolicy
+from agentflow.types import AgentEvent
 
-from agentflow import Decide, Embed, Retrieve, RetrieveConfig, VectorUpsert, store_from_uri  # noqa: E402
-from agentflow.models.series import SeriesEmbeddingHandler  # noqa: E402
-from agentflow.policies.anomaly import AnomalyThresholdPolicy  # noqa: E402
-from agentflow.types import AgentEvent  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 WINDOW_S = 300
 CHANNELS = ("temperature", "vibration")

@@ -13,19 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import SlidingWindows, TimestampedValue
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+from agentflow import Decide, Embed, Retrieve, RetrieveConfig, VectorUpsert, store_from_uri
+from agentflow.models.series import SeriesEmbeddingHandler
+from agentflow.policies.routing import SimilarityRoutingPolicy
+from agentflow.types import KIND_KNOWLEDGE, AgentEvent
 
-from agentflow import Decide, Embed, Retrieve, RetrieveConfig, VectorUpsert, store_from_uri  # noqa: E402
-from agentflow.models.series import SeriesEmbeddingHandler  # noqa: E402
-from agentflow.policies.routing import SimilarityRoutingPolicy  # noqa: E402
-from agentflow.types import KIND_KNOWLEDGE, AgentEvent  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 WINDOW_MIN, PERIOD_MIN = 30, 5
 

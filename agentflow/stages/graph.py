@@ -6,16 +6,16 @@ from typing import Optional
 
 import apache_beam as beam
 
-from agentflow.decide import Decide
-from agentflow.embed import Embed
-from agentflow.memory import MemoryConfig, SessionMemory
 from agentflow.models.base import EmbeddingModelHandler
 from agentflow.policies.base import DecisionPolicy
-from agentflow.preprocess import Preprocess, PreprocessConfig
-from agentflow.retrieve import Retrieve, RetrieveConfig
-from agentflow.stage import DEAD_LETTER, MAIN, Stage
+from agentflow.stages.base import DEAD_LETTER, MAIN, Stage
+from agentflow.stages.decide import Decide
+from agentflow.stages.embed import Embed
+from agentflow.stages.memory import MemoryConfig, SessionMemory
+from agentflow.stages.preprocess import Preprocess, PreprocessConfig
+from agentflow.stages.retrieve import Retrieve, RetrieveConfig
+from agentflow.stages.upsert import UpsertConfig, VectorUpsert
 from agentflow.stores.base import VectorStore
-from agentflow.upsert import UpsertConfig, VectorUpsert
 
 
 @dataclass(frozen=True)

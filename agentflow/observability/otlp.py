@@ -6,11 +6,12 @@ metrics (protobuf), tagged `service.name=agentflow`. Needs the `otlp` extra.
 """
 from __future__ import annotations
 
-from agentflow.summary import RunSummary
+from agentflow.observability.summary import RunSummary
 
 
 def export_summary(summary: RunSummary, endpoint: str, service_name: str = "agentflow",
                    timeout_s: float = 10.0) -> None:
+  """Pushes the summary's counters to an OpenTelemetry collector over OTLP/HTTP."""
   try:
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.sdk.metrics import MeterProvider

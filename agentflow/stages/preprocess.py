@@ -17,9 +17,10 @@ from typing import Any, Mapping, Tuple, Union
 import apache_beam as beam
 from apache_beam.transforms.window import TimestampedValue
 
-from agentflow.language import detect_language
-from agentflow.pii import RedactionConfig, redact
-from agentflow.stage import DEAD_LETTER, MAIN, Stage, StageCounters
+from agentflow.observability import metrics
+from agentflow.stages.base import DEAD_LETTER, MAIN, Stage, StageCounters
+from agentflow.text.language import detect_language
+from agentflow.text.pii import RedactionConfig, redact
 from agentflow.types import AgentEvent, trace_id_for
 
 REQUIRED_FIELDS = ("session_id", "text", "timestamp")
@@ -99,7 +100,7 @@ def parse_timestamp(value: Any) -> float:
 
 def derive_event_id(session_id: str, timestamp: float, text: str) -> str:
   """Content hash for events sent without an id, so redeliveries get the same id."""
-  h = hashlib.blake2b(f"{session_id}\x1f{timestamp!r}\x1f{text}".encode("utf-8"), digest_size=12)
+  h = hashlib.blake2b(f"{session_id}\x1f{timestamp!r}\x1f{text}".encode(), digest_size=12)
   return "h-" + h.hexdigest()
 
 
@@ -237,7 +238,7 @@ class _PreprocessFn(beam.DoFn):
     for kind, n in event.redactions.items():
       counter = self.redacted.get(kind)
       if counter is None:
-        counter = self.redacted[kind] = beam.metrics.Metrics.counter("agentflow", f"pii.redacted.{kind}")
+        counter = self.redacted[kind] = metrics.counter(f"pii.redacted.{kind}")
       counter.inc(n)
     self.counters.outputs.inc()
     yield TimestampedValue(event, event.timestamp)

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import Callable, Optional, TypeVar
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 
+from agentflow.observability import metrics
 from agentflow.types import DeadLetter, payload_of, trace_id_for
 
-NAMESPACE = "agentflow"
 MAIN = "main"
 DEAD_LETTER = "dead_letter"
 
@@ -42,16 +41,16 @@ class StageCounters:
 
   def __init__(self, stage: str):
     self.stage = stage
-    self.inputs = Metrics.counter(NAMESPACE, f"{stage}.in")
-    self.outputs = Metrics.counter(NAMESPACE, f"{stage}.out")
-    self.latency_us = Metrics.distribution(NAMESPACE, f"{stage}.latency_us")
+    self.inputs = metrics.counter(f"{stage}.in")
+    self.outputs = metrics.counter(f"{stage}.out")
+    self.latency_us = metrics.distribution(f"{stage}.latency_us")
     self._reasons: dict = {}
 
   def dead_letter(self, reason: str, error: str, payload: str, event_id: str = "",
                   trace_id: str = "") -> TaggedOutput:
     counter = self._reasons.get(reason)
     if counter is None:
-      counter = self._reasons[reason] = Metrics.counter(NAMESPACE, f"{self.stage}.dead_letter.{reason}")
+      counter = self._reasons[reason] = metrics.counter(f"{self.stage}.dead_letter.{reason}")
     counter.inc()
     return TaggedOutput(DEAD_LETTER, DeadLetter(
         self.stage, reason, error[:2000], payload, event_id, trace_id or trace_id_for(payload)))

@@ -10,14 +10,14 @@ import json
 
 import apache_beam as beam
 
-from agentflow.embed import Embed
 from agentflow.models.base import EmbeddingModelHandler
-from agentflow.pii import redact
-from agentflow.preprocess import InvalidEvent, normalize_text
-from agentflow.stage import DEAD_LETTER, MAIN, Stage, StageCounters
+from agentflow.stages.base import DEAD_LETTER, MAIN, Stage, StageCounters
+from agentflow.stages.embed import Embed
+from agentflow.stages.preprocess import InvalidEvent, normalize_text
+from agentflow.stages.upsert import UpsertConfig, VectorUpsert
 from agentflow.stores.base import VectorStore
+from agentflow.text.pii import redact
 from agentflow.types import KIND_KNOWLEDGE, AgentEvent
-from agentflow.upsert import UpsertConfig, VectorUpsert
 
 
 def parse_knowledge(raw) -> AgentEvent:

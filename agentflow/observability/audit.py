@@ -26,11 +26,13 @@ GENESIS = "0" * 64
 
 
 def digest(text: str) -> str:
+  """SHA-256 of `text` (UTF-8), hex."""
   return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
 class AuditRecord:
+  """One decision in the audit chain; `hash` covers the record and the previous record's hash."""
   seq: int
   event_id: str
   trace_id: str
@@ -41,7 +43,7 @@ class AuditRecord:
 
   @staticmethod
   def chain(seq: int, prev: str, event_id: str, trace_id: str, request_digest: str,
-            decision_digest: str) -> "AuditRecord":
+            decision_digest: str) -> AuditRecord:
     body = json.dumps([seq, prev, event_id, trace_id, request_digest, decision_digest])
     return AuditRecord(seq, event_id, trace_id, request_digest, decision_digest, prev, digest(body))
 
@@ -124,6 +126,7 @@ class AuditLog(beam.PTransform):
 
 
 def main_audit(argv: Optional[Iterable[str]] = None) -> int:
+  """`agentflow audit verify DIR`: checks every segment's hash chain; returns the exit code."""
   argv = list(argv or [])
   if len(argv) != 2 or argv[0] != "verify":
     print("usage: agentflow audit verify DIR")

@@ -14,7 +14,7 @@ import abc
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Optional, Tuple
+from typing import Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -22,10 +22,10 @@ from apache_beam.io.requestresponse import UserCodeExecutionException, UserCodeQ
 from apache_beam.ml.rag.types import Chunk
 from apache_beam.transforms.enrichment import EnrichmentSourceHandler
 
-from agentflow.stage import DEAD_LETTER, MAIN, RetryPolicy, Stage
+from agentflow.stages.base import DEAD_LETTER, MAIN, RetryPolicy, Stage
+from agentflow.stages.upsert import UpsertFn
 from agentflow.stores.base import QueryFilter, StoreError, VectorStore
 from agentflow.types import KIND_KNOWLEDGE, Document
-from agentflow.upsert import UpsertFn
 
 try:
   from apache_beam.ml.rag.ingestion.base import VectorDatabaseWriteConfig, VectorDatabaseWriteTransform
@@ -79,7 +79,7 @@ class _ChunkUpsertFn(UpsertFn):
 class WriteChunks(Stage):
   """Upserts `Chunk`s into `config.store`; emits the written chunks (dead letters with reasons)."""
 
-  def __init__(self, config: "StoreWriteConfig"):
+  def __init__(self, config: StoreWriteConfig):
     super().__init__()
     self.config = config
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import time
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
+from agentflow.observability import metrics
 from agentflow.policies.base import DecisionPolicy
-from agentflow.stage import DEAD_LETTER, MAIN, NAMESPACE, Stage, StageCounters
+from agentflow.stages.base import DEAD_LETTER, MAIN, Stage, StageCounters
 
 
 class _DecideFn(beam.DoFn):
@@ -34,7 +34,7 @@ class _DecideFn(beam.DoFn):
     self.counters.latency_us.update(int((time.perf_counter() - start) * 1e6))
     counter = self.actions.get(decision.action)
     if counter is None:
-      counter = self.actions[decision.action] = Metrics.counter(NAMESPACE, f"decision.{decision.action}")
+      counter = self.actions[decision.action] = metrics.counter(f"decision.{decision.action}")
     counter.inc()
     self.counters.outputs.inc()
     yield decision

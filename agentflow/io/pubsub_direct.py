@@ -18,7 +18,7 @@ import os
 import threading
 from typing import Dict, List, Tuple
 
-from agentflow.portable_pubsub import message_timestamp
+from agentflow.io.pubsub_portable import message_timestamp
 
 MAX_MESSAGES = 1000
 PULL_TIMEOUT_S = 30
@@ -46,7 +46,7 @@ def _subscriber():
     return client
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _evaluator_class():
   from apache_beam.io.gcp.pubsub import PubsubMessage
   from apache_beam.runners.direct.transform_evaluator import _PubSubReadEvaluator

@@ -9,10 +9,10 @@ import time
 from typing import Iterable, List, Tuple
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 
-from agentflow.stage import NAMESPACE, StageCounters
+from agentflow.observability import metrics
+from agentflow.stages.base import StageCounters
 
 
 class BatchingDoFn(beam.DoFn):
@@ -69,7 +69,7 @@ class StoreBatchingDoFn(BatchingDoFn):
 
   def setup(self):
     self.counters = StageCounters(self.stage)
-    self.retries = Metrics.counter(NAMESPACE, f"{self.stage}.retries")
+    self.retries = metrics.counter(f"{self.stage}.retries")
     self.store.open()
 
   def teardown(self):

@@ -69,7 +69,7 @@ def redact(text: str, config: RedactionConfig = RedactionConfig()) -> Tuple[str,
   return text, counts
 
 
-def _substitute(text: str, pattern: re.Pattern, validate: "_Validate", placeholder: str,
+def _substitute(text: str, pattern: re.Pattern, validate: _Validate, placeholder: str,
                 placeholders: Sequence[str]) -> Tuple[str, int]:
   """Like `pattern.sub`, but the validator picks the span to replace, and the scan
   resumes right after it: text a candidate over-reached into is seen again. A rejected

@@ -23,9 +23,10 @@ from typing import Optional
 import apache_beam as beam
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.io.watermark_estimators import WalltimeWatermarkEstimator
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.utils.timestamp import Timestamp
+
+from agentflow.observability import metrics
 
 # Pub/Sub's limits on one Publish request (10 MB), with room for the request's own fields.
 MAX_PUBLISH_MESSAGES = 1000
@@ -104,9 +105,9 @@ class _PullFn(beam.DoFn):
   def __init__(self, config: PullConfig):
     self.config = config
     self._client = None
-    self._pulled = Metrics.counter("pubsub", "pulled")
-    self._acked = Metrics.counter("pubsub", "acked")
-    self._bad_timestamps = Metrics.counter("pubsub", "bad_timestamp_attribute")
+    self._pulled = metrics.counter("pubsub.pulled")
+    self._acked = metrics.counter("pubsub.acked")
+    self._bad_timestamps = metrics.counter("pubsub.bad_timestamp_attribute")
 
   def setup(self):
     from google.cloud import pubsub_v1
@@ -196,7 +197,7 @@ class _PublishFn(beam.DoFn):
   def __init__(self, topic: str, publish_timeout_s: float):
     self.topic, self.publish_timeout_s = topic, publish_timeout_s
     self._api, self._batch, self._bytes = None, [], 0
-    self._published = Metrics.counter("pubsub", "published")
+    self._published = metrics.counter("pubsub.published")
 
   def setup(self):
     self._api = publisher_api()

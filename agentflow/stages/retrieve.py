@@ -7,10 +7,10 @@ from typing import Optional
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.metrics import Metrics
 
-from agentflow.batching import StoreBatchingDoFn
-from agentflow.stage import DEAD_LETTER, MAIN, NAMESPACE, RetryPolicy, Stage
+from agentflow.observability import metrics
+from agentflow.stages.base import DEAD_LETTER, MAIN, RetryPolicy, Stage
+from agentflow.stages.batching import StoreBatchingDoFn
 from agentflow.stores.base import QueryFilter, VectorStore
 from agentflow.types import KIND_KNOWLEDGE, Retrieval
 
@@ -45,7 +45,7 @@ class _RetrieveFn(StoreBatchingDoFn):
 
   def setup(self):
     super().setup()
-    self.empty = Metrics.counter(NAMESPACE, "retrieve.no_hits")
+    self.empty = metrics.counter("retrieve.no_hits")
 
   def handle_batch(self, events):
     groups = defaultdict(list)
@@ -55,7 +55,7 @@ class _RetrieveFn(StoreBatchingDoFn):
       vectors = np.stack([events[i].embedding for i in indices])
       texts = [events[i].text for i in indices]
       try:
-        hits = self.config.retry.call(lambda: self.store.query(vectors, self.config.k + 1, flt, texts),
+        hits = self.config.retry.call(lambda v=vectors, f=flt, t=texts: self.store.query(v, self.config.k + 1, f, t),
                                       on_retry=lambda _: self.retries.inc())
       except Exception as e:  # pylint: disable=broad-except
         for i in indices:

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 
 import apache_beam as beam
 
-from agentflow.batching import StoreBatchingDoFn
-from agentflow.stage import DEAD_LETTER, MAIN, RetryPolicy, Stage
+from agentflow.stages.base import DEAD_LETTER, MAIN, RetryPolicy, Stage
+from agentflow.stages.batching import StoreBatchingDoFn
 from agentflow.stores.base import StoreError, TransientReason, VectorStore
 
 

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 
-from agentflow.stage import NAMESPACE
+from agentflow.observability import metrics
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class _MemoryFn(beam.DoFn):
     self.config = config
 
   def setup(self):
-    self.expired = Metrics.counter(NAMESPACE, "memory.expired_sessions")
+    self.expired = metrics.counter("memory.expired_sessions")
 
   def process(self, keyed, turns=beam.DoFn.StateParam(TURNS), expiry=beam.DoFn.TimerParam(EXPIRY)):
     _, retrieval = keyed

@@ -12,7 +12,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from agentflow.models.base import EmbeddingModelHandler
-from agentflow.stage import DEAD_LETTER, MAIN, Stage, StageCounters
+from agentflow.stages.base import DEAD_LETTER, MAIN, Stage, StageCounters
 
 
 class _AttachFn(beam.DoFn):
@@ -54,6 +54,7 @@ class _FailedBatchFn(beam.DoFn):
 
 
 def text_of(event):
+  """The text an event is embedded by (the default `Embed` key)."""
   return event.text
 
 

@@ -7,7 +7,7 @@ from typing import Dict
 
 from apache_beam.metrics.metric import MetricsFilter
 
-from agentflow.stage import NAMESPACE
+from agentflow.observability.metrics import INFERENCE_NAMESPACE, NAMESPACE
 
 STAGES = ("knowledge", "preprocess", "embed", "upsert", "retrieve", "decide")
 
@@ -32,7 +32,7 @@ class RunSummary:
 
   @classmethod
   def from_counters(cls, counters: Dict[str, int], first_stage: str = "preprocess",
-                    last_stage: str = "decide", elapsed_s: float = 0.0) -> "RunSummary":
+                    last_stage: str = "decide", elapsed_s: float = 0.0) -> RunSummary:
     s = cls(elapsed_s=round(elapsed_s, 2))
     for name, value in sorted(counters.items()):
       stage, _, rest = name.partition(".")
@@ -52,7 +52,7 @@ class RunSummary:
     return s
 
   @classmethod
-  def from_result(cls, result, **kwargs) -> "RunSummary":
+  def from_result(cls, result, **kwargs) -> RunSummary:
     summary = cls.from_counters(counters_of(result), **kwargs)
     summary.latencies_ms = distributions_of(result)
     return summary
@@ -74,7 +74,8 @@ class RunSummary:
     out += ["# HELP agentflow_pii_redacted_total PII spans redacted, by kind.",
             "# TYPE agentflow_pii_redacted_total counter"]
     out += [f'agentflow_pii_redacted_total{{kind="{k}"}} {n}' for k, n in sorted(self.pii_redacted.items())]
-    out += ["# HELP agentflow_latency_ms Latency per store batch (upsert, retrieve), inference batch (embed) or decision.",
+    out += ["# HELP agentflow_latency_ms Latency per store batch (upsert, retrieve), inference batch (embed) "
+            "or decision.",
             "# TYPE agentflow_latency_ms summary"]
     for name, d in sorted(self.latencies_ms.items()):
       stage = name.split(".")[0]
@@ -118,7 +119,7 @@ def counters_of(result) -> Dict[str, int]:
 
 
 _LATENCIES = {(NAMESPACE, f"{s}.latency_us"): s for s in STAGES}
-_LATENCIES[("agentflow.embed", "inference_batch_latency_micro_secs")] = "embed"
+_LATENCIES[(INFERENCE_NAMESPACE, "inference_batch_latency_micro_secs")] = "embed"
 
 
 def distributions_of(result) -> Dict[str, Dict[str, float]]:

@@ -1,0 +1,184 @@
+"""The agent job: events in, decisions and dead letters out, on any Beam runner.
+
+Run it through `agentflow run`, `python -m agentflow.job`, or as a Flex Template
+(`pipelines/agent_pipeline.py` is the template's entry point). With `--knowledge`, the knowledge base is
+ingested first, in its own pipeline, so every event can retrieve all of it.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import List, Optional, Tuple
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import (
+  GoogleCloudOptions,
+  PipelineOptions,
+  PortableOptions,
+  SetupOptions,
+  StandardOptions,
+)
+
+from agentflow.io import (
+  PORTABLE_RUNNERS,
+  FileSink,
+  FileSource,
+  KafkaSink,
+  KafkaSource,
+  PubSubSink,
+  PubSubSource,
+  ReadEvents,
+  Sink,
+  Source,
+  WriteRecords,
+  declared_runner,
+  set_default_pubsub_root_url,
+)
+from agentflow.models.base import model_from_spec
+from agentflow.models.cache import CachingEmbeddingHandler, cache_from_spec
+from agentflow.observability.audit import AuditLog
+from agentflow.observability.progress import ShowProgress
+from agentflow.observability.summary import RunSummary
+from agentflow.options import AgentflowOptions
+from agentflow.policies.retrieval_answer import RetrievalAnswerPolicy
+from agentflow.stages.graph import AgentGraph, GraphConfig
+from agentflow.stages.knowledge import IngestKnowledge
+from agentflow.stages.preprocess import PreprocessConfig
+from agentflow.stages.retrieve import RetrieveConfig
+from agentflow.stages.upsert import UpsertConfig
+from agentflow.stores import store_from_uri
+
+
+def components(opts: AgentflowOptions):
+  """The model handler, store and policy the options describe (built, not opened)."""
+  handler = model_from_spec(opts.model, backend=opts.model_backend, max_batch_size=opts.embed_batch_size)
+  if opts.embedding_cache != "none":
+    handler = CachingEmbeddingHandler(handler, cache_from_spec(opts.embedding_cache, opts.embedding_cache_size))
+  store = store_from_uri(opts.store, handler.dimension)
+  policy = RetrievalAnswerPolicy(threshold=opts.answer_threshold)
+  return handler, store, policy
+
+
+def source_from_options(opts: AgentflowOptions) -> Source:
+  """The event source the flags name: Kafka, else Pub/Sub, else files."""
+  if opts.input_kafka_topic:
+    return KafkaSource(opts.kafka_bootstrap, opts.input_kafka_topic, opts.kafka_max_records,
+                       opts.kafka_expansion_service)
+  if opts.input_subscription or opts.input_topic:
+    return PubSubSource(opts.input_subscription, opts.input_topic, opts.pubsub_id_attribute,
+                        opts.pubsub_expansion_service)
+  return FileSource(opts.input)
+
+
+def sink_from_options(opts: AgentflowOptions, path: str, topic: str = "", kafka_topic: str = "") -> Sink:
+  """A Kafka topic, else a Pub/Sub topic, else the file `path`."""
+  if kafka_topic:
+    return KafkaSink(opts.kafka_bootstrap, kafka_topic, opts.kafka_expansion_service)
+  if topic:
+    return PubSubSink(topic, opts.pubsub_expansion_service)
+  return FileSink(path)
+
+
+def build(p: beam.Pipeline, opts: AgentflowOptions, source=None) -> Tuple[beam.PCollection, beam.PCollection]:
+  """Add the agent graph to `p`; returns (decisions, dead_letters) after wiring the sinks."""
+  handler, store, policy = components(opts)
+  config = GraphConfig(preprocess=PreprocessConfig(max_text_chars=opts.max_text_chars),
+                       upsert=UpsertConfig(batch_size=opts.store_batch_size),
+                       retrieve=RetrieveConfig(k=opts.top_k, batch_size=opts.store_batch_size))
+  raw = p | "Read" >> (source or ReadEvents(source_from_options(opts)))
+  decisions, dead = raw | "Agent" >> AgentGraph(handler, store, policy, config).with_dead_letters()
+  set_default_pubsub_root_url(opts)
+  _ = decisions | "WriteDecisions" >> WriteRecords(
+      sink_from_options(opts, opts.decisions_output, opts.output_topic, opts.output_kafka_topic))
+  _ = dead | "WriteDeadLetters" >> WriteRecords(
+      sink_from_options(opts, opts.dead_letter_output, opts.dead_letter_topic, opts.dead_letter_kafka_topic))
+  if opts.audit_output:
+    _ = decisions | "Audit" >> AuditLog(opts.audit_output)
+  if opts.progress_interval > 0:
+    _ = (decisions, dead) | "Outputs" >> beam.Flatten() | ShowProgress(opts.progress_interval)
+  return decisions, dead
+
+
+def ingest_knowledge(options: PipelineOptions) -> RunSummary:
+  """Embed and store the `--knowledge` file; returns its summary."""
+  opts = options.view_as(AgentflowOptions)
+  handler, store, _ = components(opts)
+  start = time.monotonic()
+  with beam.Pipeline(options=options) as p:
+    written, dead = (p | "ReadKnowledge" >> beam.io.ReadFromText(opts.knowledge)
+                     | "Knowledge" >> IngestKnowledge(handler, store, UpsertConfig(
+                         batch_size=opts.store_batch_size)).with_dead_letters())
+    _ = dead | "WriteKnowledgeDeadLetters" >> WriteRecords(FileSink(opts.dead_letter_output + ".knowledge"))
+  return RunSummary.from_result(p.result, first_stage="knowledge", last_stage="upsert",
+                                elapsed_s=time.monotonic() - start)
+
+
+# Beam's PortableRunner opens a Prism job's state and message streams with
+# --job_server_timeout (default 60 s) as their deadline, so a streaming job on Prism
+# ended after a minute with DEADLINE_EXCEEDED, its LOOPBACK workers with it.
+STREAMING_JOB_SERVER_TIMEOUT_S = 10 * 365 * 24 * 3600
+
+
+def keep_streaming_job_watched(options: PipelineOptions) -> None:
+  """Lifts --job_server_timeout for a streaming job on a portable runner, unless it was given."""
+  if (options.view_as(StandardOptions).streaming and declared_runner(options) in PORTABLE_RUNNERS
+      and "job_server_timeout" not in options.get_all_options(drop_default=True)):
+    options.view_as(PortableOptions).job_server_timeout = STREAMING_JOB_SERVER_TIMEOUT_S
+
+
+def run(argv: Optional[List[str]] = None, out=sys.stdout) -> Optional[RunSummary]:
+  """Run the job the flags describe and print its summary; returns it.
+
+  Returns None when the runner reports no metrics (e.g. a Dataflow `--dry_run`).
+  """
+  def fresh_options():
+    # Portable runners clear the runner option they were given, so each pipeline needs its own.
+    options = PipelineOptions(argv)
+    options.view_as(SetupOptions).save_main_session = False
+    keep_streaming_job_watched(options)
+    return options
+
+  options = fresh_options()
+  opts = options.view_as(AgentflowOptions)
+  if opts.knowledge and options.view_as(GoogleCloudOptions).template_location:
+    raise ValueError("--knowledge cannot be used in a template launch (it is a second pipeline); "
+                     "ingest it once with `agentflow ingest --knowledge FILE --store URI`")
+  if opts.knowledge:
+    ks = ingest_knowledge(fresh_options())
+    print(ks.format("knowledge ingestion", outputs="stored"), file=out)
+  start = time.monotonic()
+  p = beam.Pipeline(options=options)
+  build(p, opts)
+  result = p.run()
+  result.wait_until_finish()
+  if not getattr(result, "has_job", True):
+    print("job written for a template launch; Dataflow runs it", file=out)
+    return None
+  try:
+    summary = RunSummary.from_result(result, elapsed_s=time.monotonic() - start)
+  except NotImplementedError:
+    print(f"job finished in state {result.state}; this runner reports no metrics, so no summary",
+          file=out)
+    return None
+  print(summary.format(), file=out)
+  if opts.summary_output:
+    with open(opts.summary_output, "w") as f:
+      f.write(summary.to_json())
+  if opts.metrics_output:
+    with open(opts.metrics_output, "w") as f:
+      f.write(summary.prometheus())
+  if opts.otlp_endpoint:
+    from agentflow.observability.otlp import export_summary
+    export_summary(summary, opts.otlp_endpoint)
+  return summary
+
+
+def main() -> None:
+  """`python -m agentflow.job FLAGS` and the Flex Template entry point."""
+  logging.getLogger().setLevel(logging.WARNING)
+  run()
+
+
+if __name__ == "__main__":
+  main()

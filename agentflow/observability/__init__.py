@@ -1,0 +1,1 @@
+"""What a run reports: its summary, progress lines, Prometheus/OTLP metrics export and audit chain."""

@@ -1,0 +1,1 @@
+"""Text handling applied before anything is embedded, stored or logged: PII redaction, language detection."""

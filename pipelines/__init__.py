@@ -1,1 +1,0 @@
-"""Assembled agentflow pipelines (also the Flex Template entry points)."""
