@@ -11,7 +11,23 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from typing import List, Optional
+
+# Warnings that third-party libraries print on import or first use and that say nothing about
+# the user's run (support-date notices of Google's clients, deprecations inside Beam's deps).
+# Filtered in the command only: library users keep Python's defaults.
+KNOWN_NOISE = (
+    (FutureWarning, r"google(\..*)?$"),
+    (DeprecationWarning, r"(google|apache_beam|pkg_resources|proto)(\..*)?$"),
+)
+
+
+def quiet_known_noise() -> None:
+  """Ignore KNOWN_NOISE in this process and in the subprocesses it starts (Beam workers)."""
+  for category, module in KNOWN_NOISE:
+    warnings.filterwarnings("ignore", category=category, module=module)
+  os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 
 
 def _run(argv: List[str]) -> int:
@@ -64,6 +80,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.print_help() if not argv or argv[0] in ("-h", "--help") else parser.parse_args(argv[:1])
     return 0 if argv and argv[0] in ("-h", "--help") else 2
   os.environ.setdefault("HF_HUB_OFFLINE", "1")
+  quiet_known_noise()
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
   return COMMANDS[argv[0]](argv[1:])
 

@@ -8,31 +8,40 @@ import apache_beam as beam
 
 
 class _ProgressFn(beam.DoFn):
+  """Counts outputs; prints every `interval_s`, with a rate measured from the first output it saw.
+
+  A batch runner may hand this step every output in one burst after the model has run; a
+  rate over a burst shorter than one interval says nothing, so then only counts are printed
+  (the run summary gives the run's own elapsed time).
+  """
 
   def __init__(self, interval_s: float, label: str):
     self.interval_s, self.label = interval_s, label
 
   def setup(self):
-    self.start = self.last = time.monotonic()
+    self.first = self.last = None
     self.counts = {}
 
   def process(self, element):
     kind = "dead letters" if hasattr(element, "reason") else "decisions"
     self.counts[kind] = self.counts.get(kind, 0) + 1
     now = time.monotonic()
-    if now - self.last >= self.interval_s:
+    if self.first is None:
+      self.first = self.last = now
+    elif now - self.last >= self.interval_s:
       self.last = now
       self._print(now)
+    return ()
 
   def teardown(self):
     if self.counts:
       self._print(time.monotonic())
 
   def _print(self, now):
-    total = sum(self.counts.values())
-    rate = total / max(now - self.start, 1e-9)
     parts = ", ".join(f"{n} {k}" for k, n in sorted(self.counts.items()))
-    print(f"[{self.label}] {parts} ({rate:.1f} events/s)", file=sys.stderr, flush=True)
+    span = now - self.first
+    rate = f" ({sum(self.counts.values()) / span:.1f} events/s over {span:.1f} s)" if span >= self.interval_s else ""
+    print(f"[{self.label}] {parts}{rate}", file=sys.stderr, flush=True)
 
 
 class ShowProgress(beam.PTransform):

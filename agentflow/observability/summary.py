@@ -88,10 +88,13 @@ class RunSummary:
   def to_json(self) -> str:
     return json.dumps({**asdict(self), "accounted": self.accounted}, indent=2, sort_keys=True)
 
+  def _rate(self) -> str:
+    return f" ({self.inputs / self.elapsed_s:.1f} events/s)" if self.elapsed_s > 0 and self.inputs else ""
+
   def format(self, title: str = "agentflow run summary", outputs: str = "decisions") -> str:
     lines = [title, f"  inputs {self.inputs}  {outputs} {self.decisions}  dead letters "
              f"{self.dead_letters}  accounted {'yes' if self.accounted else 'NO'}  "
-             f"elapsed {self.elapsed_s:.1f}s"]
+             f"elapsed {self.elapsed_s:.1f}s{self._rate()}"]
     if self.stages:
       lines.append(f"  {'stage':<12}{'in':>8}{'out':>8}")
       for stage in STAGES:
