@@ -5,11 +5,11 @@ from setuptools import find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# apache-beam is pinned to 2.62.0 because it is the newest release whose Flink runner
-# (beam-runners-flink-1.19) and job service both resolve from the Maven Central we reach;
-# the Flink job server, the Kafka expansion service and Prism are built at the same
-# version (runners/README.md has the probe results).
-BEAM = "apache-beam[gcp]==2.62.0"
+# apache-beam is a range: the library uses no API newer than 2.62 (agentflow.stages.beam_adapters
+# defines Beam's 2.63 RAG write interface when it is missing). constraints.txt pins the tested
+# set, 2.62.0: the newest release whose Flink runner (beam-runners-flink-1.19) and job service
+# resolve from the Maven Central we reach (runners/README.md has the probe results).
+BEAM = "apache-beam[gcp]>=2.62,<3"
 
 # pyvespa: the store uses VespaAsync's docv1_retry_policy and vespa.retries (1.2.9's API).
 EXTRAS = {
@@ -18,8 +18,11 @@ EXTRAS = {
     "redis": ["redis>=5"],
     "bench": ["matplotlib>=3.8"],
     "otlp": ["opentelemetry-sdk>=1.20", "opentelemetry-exporter-otlp-proto-http>=1.20"],
-    "tfhub": ["tensorflow-cpu>=2.16,<3", "tensorflow-hub>=0.16,<1", "setuptools<81"],
-    "test": ["pytest>=8", "hypothesis>=6.100", "cryptography>=42", "redis>=5", "kafka-python>=2.0", "h2>=4,<5"],
+    # tensorflow, not tensorflow-cpu: tensorflow-hub needs tf-keras, which requires tensorflow, so
+    # tensorflow-cpu would install a second TensorFlow beside it. Linux wheels of tensorflow run on CPU.
+    "tfhub": ["tensorflow>=2.16,<3", "tensorflow-hub>=0.16,<1", "setuptools<81"],
+    "test": ["pytest>=8", "hypothesis>=6.100", "cryptography>=42", "redis>=5", "kafka-python>=2.0", "h2>=4,<5",
+             "ruff>=0.6"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 

@@ -1,6 +1,6 @@
 """The `agentflow` command.
 
-  agentflow run --input EVENTS [--knowledge KB] [--store URI] [beam flags...]
+  agentflow run --input EVENTS [--knowledge KB] [--store URI] [beam flags...]   (run --help: every flag)
   agentflow ingest --knowledge KB [--store URI]
   agentflow vespa package --out DIR
   agentflow audit verify DIR
@@ -30,13 +30,34 @@ def quiet_known_noise() -> None:
   os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 
 
+def _print_flags(command: str) -> int:
+  """`agentflow run|ingest --help`: agentflow's own flags, from AgentflowOptions itself."""
+  from agentflow.options import AgentflowOptions
+  parser = argparse.ArgumentParser(
+      prog=f"agentflow {command}", usage=f"agentflow {command} [agentflow flags] [Beam flags]",
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+      description="agentflow's flags are below. Beam's own flags (--runner, --streaming, "
+                  "--direct_num_workers, runner-specific ones) pass through to Beam unchanged.")
+  AgentflowOptions._add_argparse_args(parser)
+  parser.print_help()
+  return 0
+
+
+def _wants_help(argv: List[str]) -> bool:
+  return "-h" in argv or "--help" in argv
+
+
 def _run(argv: List[str]) -> int:
+  if _wants_help(argv):
+    return _print_flags("run")
   from agentflow.job import run
   summary = run(argv)
   return 0 if summary is None or summary.accounted else 3
 
 
 def _ingest(argv: List[str]) -> int:
+  if _wants_help(argv):
+    return _print_flags("ingest")
   from apache_beam.options.pipeline_options import PipelineOptions
 
   from agentflow.job import ingest_knowledge

@@ -1,6 +1,6 @@
 """Throughput of the whole five-stage graph vs raw `SentenceTransformer.encode`, and vs Beam's MLTransform.
 
-  python benchmarks/embed_throughput.py [--events 10000] [--batch 16] [--backend torch|onnx]
+  python -m benchmarks.embed_throughput [--events 10000] [--batch 16] [--backend torch|onnx]
 
 All three run in this one process on the same texts: raw `encode` (the physical limit on
 this CPU, run before and after the pipelines and averaged), agentflow's graph

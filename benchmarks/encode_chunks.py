@@ -1,6 +1,6 @@
 """Encode throughput by call size, encode chunk size and model backend.
 
-  python benchmarks/encode_chunks.py [--texts 2000] [--calls 10,100,1000] [--variants torch:16,torch:64,onnx:16]
+  python -m benchmarks.encode_chunks [--texts 2000] [--calls 10,100,1000] [--variants torch:16,torch:64,onnx:16]
 
 Encodes the same texts through `SentenceTransformerHandler.embed` (length-sorted chunks of
 `encode_batch_size`) in calls of each size, as RunInference would hand them over: 1,000

@@ -1,6 +1,6 @@
 """Embedding throughput on a GPU: raw `encode` vs the Embed stage (RunInference) on the device.
 
-  python benchmarks/gpu_throughput.py [--events 20000]
+  python -m benchmarks.gpu_throughput [--events 20000]
 
 Needs a CUDA device (exits with a message otherwise). Prints texts/s for raw
 `SentenceTransformer.encode` on the GPU and for `Embed(SentenceTransformerHandler(device="cuda"))`

@@ -1,6 +1,6 @@
 """The latency floor of a runner and its Pub/Sub IO: events read and written back unchanged.
 
-  python benchmarks/pubsub_passthrough.py --streaming --input_subscription S --output_topic T [runner options]
+  python -m benchmarks.pubsub_passthrough --streaming --input_subscription S --output_topic T [runner options]
 
 Same sources, sinks and options as `agentflow run` (`agentflow.io.ReadEvents` and
 `WriteRecords`), with no agentflow stage in between. `streaming_latency.py --job

@@ -1,6 +1,6 @@
 """The latency floor of Pub/Sub itself on this machine: messages relayed with no Beam at all.
 
-  python benchmarks/pubsub_relay.py --input_subscription S --output_topic T [ignored runner options]
+  python -m benchmarks.pubsub_relay --input_subscription S --output_topic T [ignored runner options]
 
 One loop in one process does what `PullFromPubSub` and `PublishToPubSub` do in a bundle:
 pull what is waiting (long-polling up to 2 s), publish it unchanged in one call, acknowledge

@@ -1,6 +1,6 @@
 """Embedded store: recall@10 against exact search and single-query latency at 10k and 100k vectors.
 
-  python benchmarks/store_recall.py [--sizes 10000 100000] [--queries 500]
+  python -m benchmarks.store_recall [--sizes 10000 100000] [--queries 500]
 
 Vectors are 384-d and clustered like sentence embeddings (a mixture of 2,000 Gaussian
 clusters, unit-normalised); `--data random` uses i.i.d. Gaussians, HNSW's worst case.

@@ -1,6 +1,6 @@
 """Streaming latency on the Pub/Sub emulator: event published -> decision received, at a fixed rate.
 
-  python benchmarks/streaming_latency.py [--rate 50] [--events 1000] [--warmup 100] [--runner direct|prism|flink]
+  python -m benchmarks.streaming_latency [--rate 50] [--events 1000] [--warmup 100] [--runner direct|prism|flink]
                                         [--job graph|passthrough|relay] [--backend torch|onnx]
 
 Starts the Pub/Sub emulator, ingests the support knowledge base, starts `agentflow run

@@ -3,7 +3,7 @@
 The whole module chain (transformer, pooling, normalisation) is traced into one ONNX graph
 in memory, so nothing is written to disk or downloaded, and the vectors match the PyTorch
 model's to float rounding. ONNX Runtime runs that graph faster on CPU than PyTorch eager
-mode (`python benchmarks/encode_chunks.py --variants torch:16,onnx:16` prints the ratio).
+mode (`python -m benchmarks.encode_chunks --variants torch:16,onnx:16` prints the ratio).
 """
 from __future__ import annotations
 

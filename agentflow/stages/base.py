@@ -62,14 +62,31 @@ class StageCounters:
 
 
 class Stage(beam.PTransform):
-  """Base of the five stage transforms; subclasses implement `expand_tagged`."""
+  """Base of the five stage transforms; subclasses implement `expand_tagged`.
+
+  Bad records go one of three ways, as with Beam's own transforms: fail the pipeline (the
+  default, like RunInference), come back beside the main output (`with_dead_letters()`, like
+  `ParDo.with_exception_handling()`), or go to a Beam `ErrorHandler`
+  (`with_error_handler(handler)`). Either way each is a typed `DeadLetter` with a stable
+  reason code, not an exception tuple.
+  """
 
   _dead_letters = False
+  _error_handler = None
 
   def with_dead_letters(self):
     """Return `(main, dead_letters)` from this transform instead of failing on bad records."""
     clone = copy.copy(self)
     clone._dead_letters = True
+    return clone
+
+  def with_error_handler(self, error_handler):
+    """Send dead letters to a Beam `ErrorHandler` (apache_beam.transforms.error_handling); return main.
+
+    `None` keeps the default (fail on the first bad record), as Beam's transforms do.
+    """
+    clone = copy.copy(self)
+    clone._error_handler = error_handler
     return clone
 
   def expand_tagged(self, pcoll):
@@ -81,6 +98,9 @@ class Stage(beam.PTransform):
     main, dead = out[MAIN], out[DEAD_LETTER]
     if self._dead_letters:
       return main, dead
+    if self._error_handler is not None:
+      self._error_handler.add_error_pcollection(dead)
+      return main
     _ = dead | "FailOnDeadLetter" >> beam.Map(_raise)
     return main
 
