@@ -23,6 +23,8 @@ from typing import Any, Callable, Hashable, List, Optional, Tuple
 
 _LOG = logging.getLogger(__name__)
 _REGISTRIES: weakref.WeakSet[KeptObjects] = weakref.WeakSet()
+# This process's id, kept current by the fork hook below (os.getpid() is a system call per lookup).
+_PID = os.getpid()
 
 
 class _Entry:
@@ -59,6 +61,11 @@ class KeptObjects:
   def get(self, key: Hashable, create: Callable[[], Any]) -> Any:
     """The object for `key`, built by `create()` the first time; kept until dropped by the bound,
     found unusable, or released by `release_idle`."""
+    if self._keep is None and self._usable is None:
+      # Nothing to reorder or check: a hit needs no lock (per-event lookups take this path).
+      entry = self._entries.get((_PID, key))
+      if entry is not None and entry.timer is None:
+        return entry.value
     return self._take(key, create, hold=False)
 
   def acquire(self, key: Hashable, create: Callable[[], Any]) -> Any:
@@ -69,7 +76,7 @@ class KeptObjects:
     """Ends one `acquire` of `value`. After the last, the object is dropped now (`linger_s` <= 0)
     or after `linger_s` seconds unless acquired again; returns True when it now lingers.
     A `value` this process does not hold under `key` (e.g. one inherited through fork) is ignored."""
-    slot = (os.getpid(), key)
+    slot = (_PID, key)
     with self._lock:
       entry = self._entries.get(slot)
       if entry is None or entry.value is not value or entry.refs <= 0:
@@ -87,14 +94,14 @@ class KeptObjects:
 
   def values(self) -> List[Any]:
     """This process's objects, least recently used first."""
-    pid = os.getpid()
+    pid = _PID
     with self._lock:
       return [e.value for (p, _), e in self._entries.items() if p == pid]
 
   def release_idle(self) -> None:
     """Drops (and closes) every object of this process that no one holds, lingering or not: for
     benchmarks that measure loading, tests, and interpreter exit. Held objects stay."""
-    pid = os.getpid()
+    pid = _PID
     with self._lock:
       idle = [(slot, e) for slot, e in self._entries.items() if slot[0] == pid and e.refs == 0]
       for slot, entry in idle:
@@ -103,7 +110,7 @@ class KeptObjects:
     self._close_all([e.value for _, e in idle])
 
   def _take(self, key: Hashable, create: Callable[[], Any], hold: bool) -> Any:
-    slot, dropped = (os.getpid(), key), []
+    slot, dropped = (_PID, key), []
     try:
       with self._lock:
         entry = self._entries.get(slot)
@@ -127,7 +134,7 @@ class KeptObjects:
     `taken`; returns them to close."""
     if self._keep is None:
       return []
-    pid = os.getpid()
+    pid = _PID
     mine = [slot for slot in self._entries if slot[0] == pid]
     excess, dropped = len(mine) - self._keep, []
     for slot in mine:
@@ -183,10 +190,12 @@ def release_idle() -> None:
       _LOG.warning("closing objects kept by this process failed; they are left to the OS", exc_info=True)
 
 
-def _reset_locks_after_fork() -> None:
+def _after_fork_in_child() -> None:
+  global _PID
+  _PID = os.getpid()
   for registry in list(_REGISTRIES):
     registry._after_fork()
 
 
 if hasattr(os, "register_at_fork"):
-  os.register_at_fork(after_in_child=_reset_locks_after_fork)
+  os.register_at_fork(after_in_child=_after_fork_in_child)
