@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from agentflow.keepalive import KeptObjects
 from agentflow.text import language
 from agentflow.text.language import LanguageConfig, classify_language, detect_language
 
@@ -76,7 +77,7 @@ def test_model_loads_once_and_is_shared_across_threads(monkeypatch):
     loads.append(1)
     return original(cls, *args, **kwargs)
 
-  monkeypatch.setattr(language, "_IDENTIFIERS", {})
+  monkeypatch.setattr(language, "_IDENTIFIERS", KeptObjects())
   monkeypatch.setattr(LanguageIdentifier, "from_model_file", classmethod(counting))
   texts = ["how do I reset my password?", "Wie kann ich mein Passwort zurücksetzen?",
            "¿Cómo puedo cambiar mi contraseña?", "je n'arrive pas à me connecter", "hi"] * 20

@@ -12,19 +12,17 @@ runners read Pub/Sub with their own IO.
 """
 from __future__ import annotations
 
-import atexit
 import functools
 import os
-import threading
-from typing import Dict, List, Tuple
+from typing import List
 
 from agentflow.io.pubsub_portable import message_timestamp
+from agentflow.keepalive import KeptObjects
 
 MAX_MESSAGES = 1000
 PULL_TIMEOUT_S = 30
 
-_LOCK = threading.Lock()
-_CLIENTS: Dict[Tuple[int, str], object] = {}
+_SUBSCRIBERS = KeptObjects(close=lambda client: client.close())
 
 
 def install() -> None:
@@ -36,14 +34,12 @@ def install() -> None:
 
 def _subscriber():
   """One subscriber client per process and emulator host, closed at exit."""
-  key = (os.getpid(), os.environ.get("PUBSUB_EMULATOR_HOST", ""))
-  with _LOCK:
-    client = _CLIENTS.get(key)
-    if client is None:
-      from google.cloud import pubsub
-      client = _CLIENTS[key] = pubsub.SubscriberClient()
-      atexit.register(client.close)
-    return client
+  return _SUBSCRIBERS.get(os.environ.get("PUBSUB_EMULATOR_HOST", ""), _new_subscriber)
+
+
+def _new_subscriber():
+  from google.cloud import pubsub
+  return pubsub.SubscriberClient()
 
 
 @functools.cache

@@ -9,11 +9,11 @@ The index is snapshotted to disk, so a restart replays only the tail.
 
 A closed engine lingers for `linger_s` before it is released: runners that set up and
 tear down DoFns on every bundle (Beam's streaming DirectRunner) then reuse one engine
-instead of reloading and rewriting the whole index per bundle.
+instead of reloading and rewriting the whole index per bundle. Engines are kept, counted
+and released by `agentflow.keepalive`.
 """
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import fcntl
 import hashlib
@@ -27,6 +27,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from agentflow.keepalive import KeptObjects
 from agentflow.stores.base import QueryFilter, StoreError, VectorStore
 from agentflow.types import Document, Hit
 
@@ -78,9 +79,7 @@ class _Engine:
     from usearch.index import Index
     self.path, self.dimension, self.config = path, dimension, config
     self.lock = threading.RLock()
-    self.refs = 0
     self.pid = os.getpid()
-    self.release_timer: Optional[threading.Timer] = None
     self.snapshot_at = float("-inf")
     os.makedirs(path, exist_ok=True)
     self.db = sqlite3.connect(os.path.join(path, "store.sqlite"), timeout=config.busy_timeout_s,
@@ -127,20 +126,21 @@ class _Engine:
                        f"{self.dimension}-d embeddings (choose another --store path or model)")
 
   def usable(self) -> bool:
-    """Opened by this process and, when idle, still on the database file it opened (a
-    directory deleted and created again gets a new engine)."""
+    """Opened by this process and still on the database file it opened (asked of an idle
+    engine: a directory deleted and created again gets a new engine)."""
     if self.pid != os.getpid():
       return False
     try:
-      return self.refs > 0 or os.stat(os.path.join(self.path, "store.sqlite")).st_ino == self.inode
+      return os.stat(os.path.join(self.path, "store.sqlite")).st_ino == self.inode
     except OSError:
       return False
 
-  def abandon(self) -> None:
-    """Forget this engine without a snapshot; one inherited from a parent process is left alone."""
-    if self.pid == os.getpid():
-      if self.release_timer is not None:
-        self.release_timer.cancel()
+  def release(self) -> None:
+    """Snapshot the index and close the database; only close it when the directory is gone or
+    was replaced (e.g. a temporary store). One inherited from a parent process is left alone."""
+    if self.usable():
+      self.shutdown()
+    elif self.pid == os.getpid():
       self.db.close()
 
   def snapshot(self) -> None:
@@ -282,32 +282,13 @@ def _document(row: tuple, vector: bytes) -> Document:
                   event_id=event_id, metadata=json.loads(meta or "{}"))
 
 
-_ENGINES: Dict[Tuple[str, int], _Engine] = {}
-_ENGINES_LOCK = threading.Lock()
+# One engine per (path, dimension) and process, counted by open/close; released at exit too.
+_ENGINES = KeptObjects(close=_Engine.release, usable=_Engine.usable)
 
 
-def _release(key: Tuple[str, int], engine: _Engine) -> None:
-  """Drop an idle engine: snapshot its index and close its database (only close it when its
-  directory is gone or was replaced, e.g. a temporary store)."""
-  with _ENGINES_LOCK:
-    if engine.refs > 0 or _ENGINES.get(key) is not engine:
-      return
-    del _ENGINES[key]
-  if engine.usable():
-    engine.shutdown()
-  else:
-    engine.abandon()
-
-
-@atexit.register
 def release_idle_engines() -> None:
   """Release every engine no store in this process has open (also run at exit)."""
-  for key, engine in list(_ENGINES.items()):
-    if engine.pid != os.getpid():
-      continue
-    if engine.release_timer is not None:
-      engine.release_timer.cancel()
-    _release(key, engine)
+  _ENGINES.release_idle()
 
 
 class LocalVectorStore(VectorStore):
@@ -342,37 +323,15 @@ class LocalVectorStore(VectorStore):
   def open(self) -> None:
     if self._engine is not None:
       return
-    key = (self.path, self._dimension)
-    with _ENGINES_LOCK:
-      engine = _ENGINES.get(key)
-      if engine is not None and not engine.usable():
-        del _ENGINES[key]
-        engine.abandon()
-        engine = None
-      if engine is None:
-        engine = _ENGINES[key] = _Engine(self.path, self._dimension, self.config)
-      if engine.release_timer is not None:
-        engine.release_timer.cancel()
-        engine.release_timer = None
-      engine.refs += 1
-    self._engine = engine
+    self._engine = _ENGINES.acquire((self.path, self._dimension),
+                                    lambda: _Engine(self.path, self._dimension, self.config))
 
   def close(self) -> None:
     engine, self._engine = self._engine, None
     if engine is None:
       return
-    key = (self.path, self._dimension)
-    with _ENGINES_LOCK:
-      engine.refs -= 1
-      if engine.refs > 0:
-        return
-      if self.config.linger_s > 0:
-        engine.release_timer = threading.Timer(self.config.linger_s, _release, (key, engine))
-        engine.release_timer.daemon = True
-        engine.release_timer.start()
-    if self.config.linger_s <= 0:
-      _release(key, engine)
-    elif time.monotonic() - engine.snapshot_at >= self.config.snapshot_interval_s:
+    lingering = _ENGINES.release((self.path, self._dimension), engine, self.config.linger_s)
+    if lingering and time.monotonic() - engine.snapshot_at >= self.config.snapshot_interval_s:
       engine.snapshot()
 
   def upsert(self, docs: Sequence[Document]) -> Sequence[Optional[str]]:

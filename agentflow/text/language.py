@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import copy
 import re
-import threading
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
+
+from agentflow.keepalive import KeptObjects
 
 UNDETERMINED = "und"
 
@@ -66,26 +67,25 @@ def detect_language(text: str, config: LanguageConfig = LanguageConfig()) -> str
   return classify_language(text, config)[0]
 
 
-_LOCK = threading.Lock()
-_IDENTIFIERS: Dict[Optional[Tuple[str, ...]], object] = {}
+# The model (key None) and its restricted views, one per language set.
+_IDENTIFIERS = KeptObjects()
 
 
 def _identifier(languages: Optional[Tuple[str, ...]]):
-  identifier = _IDENTIFIERS.get(languages)
-  if identifier is not None:
-    return identifier
-  with _LOCK:
-    identifier = _IDENTIFIERS.get(languages)
-    if identifier is None:
-      base = _IDENTIFIERS.get(None)
-      if base is None:
-        from py3langid.langid import MODEL_FILE, LanguageIdentifier
-        base = _IDENTIFIERS[None] = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-      identifier = base
-      if languages is not None:
-        identifier = copy.copy(base)
-        identifier.set_languages(_model_labels(base.labels, languages))
-        _IDENTIFIERS[languages] = identifier
+  if languages is None:
+    return _IDENTIFIERS.get(None, _load_model)
+  return _IDENTIFIERS.get(languages, lambda: _restricted(languages))
+
+
+def _load_model():
+  from py3langid.langid import MODEL_FILE, LanguageIdentifier
+  return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def _restricted(languages: Tuple[str, ...]):
+  base = _IDENTIFIERS.get(None, _load_model)
+  identifier = copy.copy(base)
+  identifier.set_languages(_model_labels(base.labels, languages))
   return identifier
 
 
