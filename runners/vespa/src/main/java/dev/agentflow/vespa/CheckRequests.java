@@ -53,6 +53,7 @@ import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
@@ -80,7 +81,8 @@ import java.util.logging.Level;
  * JSON object per line on each connection:
  *   {"op": "query", "app": DIR, "body": {...}}        -> {"ok": true} or {"ok": false, "code", "summary", "message"}
  *   {"op": "feed", "app": DIR, "id": DOCID, "body": {...}} -> {"ok": true} or {"ok": false, "message"}
- *   {"op": "stats"}                                   -> {"version", "queries", "feeds", "rejected_queries", "rejected_feeds"}
+ *   {"op": "stats"}   -> {"version", "queries", "feeds", "rejected_queries", "rejected_feeds", "rejected_from_agentflow"}
+ * A query or feed may carry "source": "agentflow"; rejections of those are listed in the stats.
  * DIR is an application package directory, built once per directory. Exits when stdin closes, so
  * the JVM never outlives the test process that started it.
  */
@@ -92,6 +94,8 @@ public final class CheckRequests {
   final Map<String, App> apps = new ConcurrentHashMap<>();
   final AtomicLong queries = new AtomicLong(), feeds = new AtomicLong();
   final AtomicLong rejectedQueries = new AtomicLong(), rejectedFeeds = new AtomicLong();
+  /** Rejections of requests marked "source": "agentflow" (sent by agentflow's store, not a test's raw client). */
+  final java.util.List<String> rejectedFromAgentflow = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
   final Linguistics linguistics = new OpenNlpLinguistics();
 
   public static void main(String[] args) throws Exception {
@@ -142,7 +146,8 @@ public final class CheckRequests {
     if (op.equals("stats")) {
       return JSON.createObjectNode().put("version", ValidatePackage.VERSION.toFullString())
                  .put("queries", queries.get()).put("feeds", feeds.get())
-                 .put("rejected_queries", rejectedQueries.get()).put("rejected_feeds", rejectedFeeds.get());
+                 .put("rejected_queries", rejectedQueries.get()).put("rejected_feeds", rejectedFeeds.get())
+                 .set("rejected_from_agentflow", JSON.valueToTree(List.copyOf(rejectedFromAgentflow)));
     }
     App app = apps.computeIfAbsent(request.path("app").asText(), dir -> App.load(dir, linguistics));
     byte[] body = JSON.writeValueAsBytes(request.path("body"));
@@ -158,6 +163,8 @@ public final class CheckRequests {
     } else {
       throw new IllegalArgumentException("unknown op '" + op + "'; expected query, feed or stats");
     }
+    if (!answer.path("ok").asBoolean() && request.path("source").asText().equals("agentflow"))
+      rejectedFromAgentflow.add(op + ": " + answer.path("message").asText() + " <- " + new String(body, StandardCharsets.UTF_8));
     return answer;
   }
 
