@@ -4,7 +4,8 @@
 # Class-Path of lib/*.jar), so `java -jar launcher.jar` works where Beam expects a jar.
 # A profile with Java sources of its own (runners/<name>/src/main/java) gets them compiled
 # against lib/ into its launcher.jar (vespa: `java -jar launcher.jar APP_DIR` validates a
-# Vespa application package with Vespa's config model).
+# Vespa application package with Vespa's config model; `java -cp launcher.jar
+# dev.agentflow.vespa.CheckRequests` checks queries and feed bodies with Vespa's container code).
 #   runners/jars.sh flink|expansion|kafka|vespa ...
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

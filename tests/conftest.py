@@ -29,3 +29,12 @@ TestPipeline.__test__ = False
 from apache_beam.testing.test_stream import TestStream  # noqa: E402
 
 TestStream.__test__ = False
+
+
+def pytest_terminal_summary(terminalreporter):
+  """Say what Vespa's own Java code checked of the protocol server's traffic (tests/vespa_java.py)."""
+  import sys
+  checker = sys.modules.get("tests.vespa_java")
+  line = checker.summary() if checker is not None else None
+  if line:
+    terminalreporter.write_line(line)

@@ -45,6 +45,9 @@ def test_generated_package_is_accepted(validator, tmp_path, metric, dimension):
   assert out.returncode == 0, out.stderr
   assert "OK " in out.stdout and "schema agent_context in agentflow_content" in out.stdout, out.stdout
   assert "hybrid" in out.stdout and "semantic" in out.stdout, out.stdout
+  assert "<min-redundancy>1</min-redundancy>" in open(tmp_path / "services.xml").read()
+  assert "global-phase" in text and "field tenantless type bool" in text
+  assert "redundancy" not in out.stderr, "no deprecation warning about <redundancy>"
   assert _files(tmp_path) == before  # validated on a copy; the package is left as written
 
 
@@ -64,22 +67,24 @@ def _tamper(path, old, new):
 
 
 @pytest.mark.parametrize("file,old,new,message", [
-    # A rank profile's first phase using a field that does not exist.
-    ("schemas/agent_context.sd", "closeness(field, embedding) + bm25(text)",
-     "closeness(field, embedding) + attribute(no_such_field)",
-     "rank profile 'hybrid': The first-phase expression is invalid: Unknown feature 'attribute(no_such_field)'"),
+    # A rank profile's global phase using a field that does not exist.
+    ("schemas/agent_context.sd", "reciprocal_rank_fusion(closeness(field, embedding), bm25(text))",
+     "reciprocal_rank_fusion(closeness(field, embedding), attribute(no_such_field))",
+     "attribute(no_such_field)"),
     # An HNSW index on a tensor type that cannot have one (mapped dimension only).
     ("schemas/agent_context.sd", "field embedding type tensor<float>(x[8])", "field embedding type tensor<float>(x{})",
      "field 'embedding': A tensor of type 'tensor<float>(x{})' does not support having an 'index'"),
     # A first phase that does not produce a scalar.
-    ("schemas/agent_context.sd", "closeness(field, embedding) + bm25(text)", "query(q) + bm25(text)",
+    ("schemas/agent_context.sd", "        first-phase {\n            expression {\n                closeness(field, embedding)",
+     "        first-phase {\n            expression {\n                query(q)",
      "The first-phase expression must produce a double (a tensor with no dimensions), but produces tensor<float>(x[8])"),
     # services.xml naming a document type no schema defines.
     ("services.xml", 'type="agent_context"', 'type="agent_contexts"',
      "Document type 'agent_contexts' not found in application package"),
     # services.xml that Vespa's RELAX NG schema rejects.
-    ("services.xml", "<redundancy>1</redundancy>", "<redundancy>one</redundancy>",
-     'Invalid XML according to XML schema, error in services.xml: character content of element "redundancy" invalid'),
+    ("services.xml", "<min-redundancy>1</min-redundancy>", "<min-redundancy>one</min-redundancy>",
+     'Invalid XML according to XML schema, error in services.xml: character content of element "min-redundancy" '
+     'invalid'),
 ])
 def test_invalid_package_is_rejected(validator, tmp_path, file, old, new, message):
   write_application_package(str(tmp_path), VespaSchemaConfig(dimension=8))

@@ -67,6 +67,22 @@ def test_throttled_run_accounts_for_every_event(first_run):
   assert stored == knowledge + len(unique_events)
 
 
+def test_same_decisions_as_the_embedded_store_and_no_retrieve_dead_letters(first_run, server, tmp_path):
+  """The support example's events have no tenant: every Retrieve filters on `tenantless = true`."""
+  _, decisions, dead, _, _ = first_run
+  assert not [d for d in dead if d["stage"] == "retrieve"], [d["error"] for d in dead if d["stage"] == "retrieve"]
+  _, local, _ = _run(str(tmp_path), f"local:{tmp_path}/store", "--knowledge", KNOWLEDGE)
+
+  def view(ds):
+    return {d["event_id"]: (d["action"], d["metadata"].get("knowledge_id"), round(d["confidence"], 4))
+            for d in ds}
+  assert view(decisions) == view(local)
+  if server.app.java is not None:  # Vespa's own parser saw every query the graph sent, and accepted them
+    assert server.app.java_verdicts[("search", "accepted")] >= len(decisions)
+    assert server.app.java_verdicts[("search", "rejected")] == 0
+    assert not server.app.java_rejected_from_agentflow
+
+
 def test_decisions_through_vespa_answer_known_questions(first_run, server):
   _, decisions, _, _, _ = first_run
   by_id = {d["event_id"]: d for d in decisions}

@@ -2,8 +2,16 @@
 
 Tests only. It takes its schema from the pyvespa `Schema` the application package is built
 from, answers in Vespa's formats, rejects what Vespa rejects (undefined fields, wrong tensor
-sizes, unknown document types, rank profiles and query inputs) with Vespa's status codes and
-error bodies, and can inject throttling (429), outages (503) and slow responses.
+sizes, unknown document types, rank profiles and query inputs, empty words) with Vespa's
+status codes and error bodies, and can inject throttling (429), outages (503), server errors
+(500), a load balancer's 502, a content cluster blocked for feed (507), refused credentials
+(403), slow responses, and soft timeouts that answer from part of the corpus with Vespa's
+degraded `coverage`.
+
+Where `java` and `mvn` exist, every query and document put is first put to Vespa's own
+container code (tests/vespa_java.py: YQL parsing, query validation, the document JSON
+reader); what Vespa rejects is answered with Vespa's own error, so the server can be no more
+lenient than Vespa there. Its own checks below still run on what Vespa accepts.
 
 Transport: pyvespa 1.2.9's `VespaAsync` uses httpr with `http2_only=True`, i.e. HTTP/2 with
 prior knowledge (h2c) on http:// and ALPN h2 on https://; queries ask for
@@ -23,11 +31,16 @@ en/reference/schemas/schemas.html and en/reference/ranking/rank-features.html
 
 Search is exact: nearestNeighbor returns the true top targetHits among documents passing
 the query's top-level filters (Vespa's pre-filtering), where HNSW would be approximate.
+`closeness(field, embedding)` is computed for every ranked document, including those only
+a text term matched, as Vespa does since 8.15.51. A global phase
+`reciprocal_rank_fusion(a, b)` is 1 / (60 + rank by a) + 1 / (60 + rank by b) over the
+`rerank-count` best hits by the first phase (ranks start at 1).
 """
 from __future__ import annotations
 
 import collections
 import gzip
+import hashlib
 import json
 import math
 import random
@@ -52,6 +65,9 @@ DOCV1 = re.compile(r"^/document/v1/([^/]+)/([^/]+)/docid/(.+)$")
 INVALID_QUERY_PARAMETER = 4  # com.yahoo.search.result.ErrorMessage codes
 ILLEGAL_QUERY = 3
 NO_BACKENDS_IN_SERVICE = 0
+INTERNAL_SERVER_ERROR = 8
+EMPTY_WORD = "Could not create query from YQL: The word of a word item cannot be empty"  # WordItem, 8.700
+GRAMMARS = ("all", "any", "weakAnd", "tokenize", "linguistics", "raw", "segment", "web")
 
 
 class _BadRequest(Exception):
@@ -93,6 +109,8 @@ class _Profile:
   terms: List[str]
   inputs: Dict[str, str]
   match_features: List[str]
+  fused: List[str] = field(default_factory=list)  # global-phase reciprocal_rank_fusion arguments
+  rerank_count: int = 100
 
 
 def _feature_name(text: str) -> str:
@@ -129,7 +147,14 @@ class SchemaModel:
         if not self.SUPPORTED_TERMS.match(t):
           raise ValueError(f"rank expression term {t!r} is not supported by the protocol server")
       inputs = {_feature_name(n): t for n, t in (rp.inputs or [])}
-      self.profiles[name] = _Profile(name, terms, inputs, [_feature_name(m) for m in (rp.match_features or [])])
+      profile = _Profile(name, terms, inputs, [_feature_name(m) for m in (rp.match_features or [])])
+      if rp.global_phase is not None:
+        m = re.fullmatch(r"reciprocal_rank_fusion\((.*)\)", _feature_name(rp.global_phase.expression))
+        fused = re.findall(r"\w+\([^()]*\)", m.group(1)) if m else []
+        if not fused or not all(self.SUPPORTED_TERMS.match(t) for t in fused):
+          raise ValueError(f"global phase {rp.global_phase.expression!r} is not supported by the protocol server")
+        profile.fused, profile.rerank_count = fused, int(rp.global_phase.rerank_count)
+      self.profiles[name] = profile
 
   def tensor_type(self, name: str) -> str:
     return self.fields[name].type
@@ -284,7 +309,7 @@ def _cbor(obj: Any, out: bytearray) -> None:
 _TOKEN = re.compile(r"""\s*(?:
     (?P<num>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
   | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
-  | (?P<op><=|>=|!=|=|<|>|!|\(|\)|\{|\}|,|:|\*|;)
+  | (?P<op><=|>=|!=|=|<|>|!|\(|\)|\{|\}|,|:|\*|;|@)
   | (?P<word>[A-Za-z_][\w.]*)
 )""", re.VERBOSE)
 
@@ -413,20 +438,39 @@ class YqlParser:
       self.take("op", ")")
       if "targetHits" not in annotations:
         raise _QueryError("NEAREST_NEIGHBOR: targetHits is required", ILLEGAL_QUERY, "Illegal query")
+      unknown = set(annotations) - {"targetHits", "approximate", "label", "hnsw.exploreAdditionalHits",
+                                    "distanceThreshold"}
+      if unknown:
+        raise _QueryError(f"Unknown annotation(s) {sorted(unknown)}", ILLEGAL_QUERY, "Illegal query")
       return Node("nn", [fname, qname, annotations])
     if low == "userquery":
       self.take("op", "(")
       self.take("op", ")")
       return Node("userquery")
+    if low == "userinput":
+      self.take("op", "(")
+      self.take("op", "@")
+      param = self.take("word")
+      self.take("op", ")")
+      unknown = set(annotations) - {"defaultIndex", "grammar", "targetHits", "language"}
+      if unknown:
+        raise _QueryError(f"Unknown annotation(s) {sorted(unknown)} on userInput", ILLEGAL_QUERY, "Illegal query")
+      return Node("userinput", [param, annotations])
     if annotations:
       raise _QueryError(f"Annotations are not supported before '{word}'", ILLEGAL_QUERY, "Illegal query")
     tok = self.peek()
     if tok[0] == "word" and tok[1].lower() == "contains":
       self.take("word")
       value = self.take("str")
+      if value == "":
+        raise _QueryError(EMPTY_WORD)
       return Node("contains", [word, value])
     if tok[0] == "op" and tok[1] in ("=", "<", ">", "<=", ">="):
       self.take("op")
+      nxt = self.peek()
+      if tok[1] == "=" and nxt[0] == "word" and str(nxt[1]).lower() in ("true", "false"):
+        self.take("word")
+        return Node("=", [word, str(nxt[1]).lower() == "true"])
       value = self.take("num")
       return Node(tok[1], [word, value])
     raise _QueryError(f"Could not create query from YQL: Unexpected '{tok[1]}' after '{word}'",
@@ -445,9 +489,6 @@ class YqlParser:
       if self.at(","):
         self.take("op")
     self.take("op", "}")
-    unknown = set(out) - {"targetHits", "approximate", "label", "hnsw.exploreAdditionalHits", "distanceThreshold"}
-    if unknown:
-      raise _QueryError(f"Unknown annotation(s) {sorted(unknown)}", ILLEGAL_QUERY, "Illegal query")
     return out
 
 
@@ -462,6 +503,7 @@ class _Fault:
   until: Optional[float] = None
   endpoint: Optional[str] = None
   delay_s: float = 0.0
+  coverage: Optional[float] = None  # soft timeout: percent of the corpus searched
 
   def live(self) -> bool:
     return ((self.remaining is None or self.remaining > 0)
@@ -491,6 +533,12 @@ class Faults:
     with self._lock:
       self._faults.append(_Fault(0, n, 1.0, None, endpoint, seconds))
 
+  def soft_timeout(self, coverage: float, n: Optional[int] = None) -> None:
+    """Answer the next `n` queries from `coverage` percent of the documents, as Vespa does after a soft
+    timeout: HTTP 200, no error, `coverage.full` false and `degraded.timeout` true."""
+    with self._lock:
+      self._faults.append(_Fault(200, n, 1.0, None, "search", coverage=coverage))
+
   def clear(self) -> None:
     with self._lock:
       self._faults.clear()
@@ -508,6 +556,16 @@ class Faults:
 
 
 # ---------------------------------------------------------------- the application
+
+
+FAULT_MESSAGES = {
+    429: "Rejecting execution due to overload: 1 requests already enqueued",
+    500: "Internal server error: injected failure",
+    503: "Service unavailable: injected outage",
+    507: ("[UNKNOWN(251013) @ localhost]: ReturnCode(NO_SPACE, External feed is blocked due to resource "
+          "exhaustion: memory on node 0 [localhost] is 92.1% full (the configured limit is 80.0%))"),
+    403: "Access denied: injected",
+}
 
 
 @dataclass
@@ -556,6 +614,24 @@ class VespaApplication:
     self.protocols: collections.Counter = collections.Counter()
     self.formats: collections.Counter = collections.Counter()
     self.profiles: collections.Counter = collections.Counter()
+    self.java = None
+    self.java_package = ""
+    self.java_verdicts: collections.Counter = collections.Counter()  # (endpoint, "accepted"/"rejected")
+    self.java_rejected_from_agentflow: List[str] = []
+    try:
+      from tests.vespa_java import shared_checker
+    except ImportError:  # run as a script (python tests/vespa_protocol_server.py): tests/ is on sys.path
+      from vespa_java import shared_checker
+    checker = shared_checker()
+    if checker is not None:
+      self.java, self.java_package = checker, checker.package_for(schema)
+
+  def _java_verdict(self, req: Request, endpoint: str, verdict: Dict[str, Any], body: Any) -> Dict[str, Any]:
+    ok = verdict.get("ok")
+    self.java_verdicts[(endpoint, "accepted" if ok else "rejected")] += 1
+    if not ok and _from_agentflow(req):
+      self.java_rejected_from_agentflow.append(f"{endpoint}: {verdict.get('message')} <- {json.dumps(body)[:300]}")
+    return verdict
 
   def handle(self, req: Request) -> Response:
     endpoint = "document" if req.path.startswith("/document/v1/") else "search" if req.path.startswith(
@@ -570,9 +646,12 @@ class VespaApplication:
     if self.token is not None and req.headers.get("authorization") != f"Bearer {self.token}":
       return _json(401, {"message": "Unauthorized: missing or invalid token"})
     fault = self.faults.pick(endpoint)
+    coverage = None
     if fault is not None:
       if fault.delay_s:
         time.sleep(fault.delay_s)
+      elif fault.coverage is not None:
+        coverage = fault.coverage
       else:
         return self._fault_response(req, endpoint, fault.status)
     try:
@@ -582,15 +661,18 @@ class VespaApplication:
     if endpoint == "document":
       return self._document(req, body)
     if endpoint == "search":
-      return self._search(req, body)
+      return self._search(req, body, coverage)
     return _json(404, {"pathId": req.raw_path, "message": f"Nothing at '{req.raw_path}'"})
 
   def _fault_response(self, req: Request, endpoint: str, status: int) -> Response:
-    message = ("Rejecting execution due to overload: 1 requests already enqueued" if status == 429
-               else "Service unavailable: injected outage")
+    if status == 502:  # a load balancer in front of Vespa: its own page, not Vespa's JSON
+      return Response(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
+    message = FAULT_MESSAGES.get(status, "Service unavailable: injected outage")
     if endpoint == "search":
+      code, summary = ((INTERNAL_SERVER_ERROR, "Internal server error") if status == 500
+                       else (NO_BACKENDS_IN_SERVICE, "No backends in service. Try later"))
       return _json(status, {"root": {"id": "toplevel", "relevance": 1.0, "fields": {"totalCount": 0}, "errors": [
-          {"code": NO_BACKENDS_IN_SERVICE, "summary": "No backends in service. Try later", "message": message}]}})
+          {"code": code, "summary": summary, "message": message}]}})
     return _json(status, {"pathId": req.raw_path, "message": message})
 
   # ---------------------------------------------------------------- /document/v1/
@@ -624,6 +706,11 @@ class VespaApplication:
       if not isinstance(op, dict) or not isinstance(op.get("fields"), dict):
         kind = "Update of document" if req.method == "PUT" else "PUT"
         return _json(400, {"pathId": req.raw_path, "message": f"{kind} {doc_id} is missing a 'fields' map"})
+      if req.method == "POST" and self.java is not None:
+        verdict = self._java_verdict(req, "document", self.java.check_feed(
+            self.java_package, doc_id, op, "agentflow" if _from_agentflow(req) else ""), op)
+        if not verdict["ok"]:
+          return _json(400, {"pathId": req.raw_path, "message": verdict["message"]})
       try:
         if req.method == "POST":
           fields = self._parse_fields(doc_id, op["fields"])
@@ -659,6 +746,10 @@ class VespaApplication:
       if not isinstance(value, str):
         raise ValueError(f"Expected a string but got {json.dumps(value)}")
       return value
+    if spec.type == "bool":
+      if not isinstance(value, bool):
+        raise ValueError(f"Expected a boolean but got {json.dumps(value)}")
+      return value
     if spec.type in ("double", "float"):
       return _number(value)
     if spec.type in ("long", "int", "byte"):
@@ -691,7 +782,7 @@ class VespaApplication:
 
   # ---------------------------------------------------------------- /search/
 
-  def _search(self, req: Request, body: bytes) -> Response:
+  def _search(self, req: Request, body: bytes, coverage: Optional[float] = None) -> Response:
     params = dict(req.params)
     if req.method == "POST":
       try:
@@ -703,8 +794,14 @@ class VespaApplication:
       params.update(_flatten(posted))
     elif req.method != "GET":
       return _json(405, {"message": f"Method '{req.method}' not supported"})
+    if self.java is not None:
+      request = {**req.params, **(posted if req.method == "POST" else {})}
+      verdict = self._java_verdict(req, "search", self.java.check_query(
+          self.java_package, request, "agentflow" if _from_agentflow(req) else ""), request)
+      if not verdict["ok"]:
+        return self._query_error(400, _QueryError(verdict["message"], verdict["code"], verdict["summary"]))
     try:
-      result = self._run_query(params)
+      result = self._run_query(params, coverage)
     except _QueryError as e:
       return self._query_error(400, e)
     fmt = params.get("presentation.format") or params.get("format")
@@ -718,7 +815,7 @@ class VespaApplication:
     return _json(status, {"root": {"id": "toplevel", "relevance": 1.0, "fields": {"totalCount": 0}, "errors": [
         {"code": e.code, "summary": e.summary, "source": self.cluster, "message": str(e)}]}})
 
-  def _run_query(self, params: Dict[str, Any]) -> dict:
+  def _run_query(self, params: Dict[str, Any], coverage: Optional[float] = None) -> dict:
     yql = params.get("yql")
     if not yql:
       raise _QueryError("Null query", 1, "Null query")
@@ -740,12 +837,20 @@ class VespaApplication:
     inputs = self._query_inputs(params, profile)
     self._check(where, inputs, profile)
     self.profiles[profile_name] += 1
-    user_terms = _terms(str(params.get("query", "")))
+    text_inputs = list(_nodes(where, "userinput"))
+    for node in text_inputs:
+      if node.args[0] not in params:
+        raise _QueryError(f"Could not create query from YQL: No query parameter '{node.args[0]}' for userInput")
+    user_terms = _terms(str(params.get(text_inputs[0].args[0] if text_inputs else "query", "")))
     with self.lock:
       docs = dict(self.docs)
+    if coverage is not None:  # a soft timeout: only part of the corpus was searched in time
+      docs = {d: v for d, v in docs.items() if int(hashlib.sha1(d.encode()).hexdigest(), 16) % 100 < coverage}
     matched = self._match(where, docs, inputs, user_terms)
     ranked = sorted(((self._rank(profile, docs[d][1], c, user_terms, docs), d, c) for d, c in matched.items()),
                     key=lambda t: (-t[0], t[1]))
+    if profile.fused:
+      ranked = self._fuse(profile, ranked, docs, user_terms)
     children = []
     for relevance, doc_id, closeness in ranked[offset:offset + hits]:
       fields = {"sddocname": self.schema.doc_type, "documentid": doc_id}
@@ -760,6 +865,10 @@ class VespaApplication:
     root = {"id": "toplevel", "relevance": 1.0, "fields": {"totalCount": len(matched)},
             "coverage": {"coverage": 100, "documents": len(docs), "full": True, "nodes": 1, "results": 1,
                          "resultsFull": 1}}
+    if coverage is not None:
+      root["coverage"] = {"coverage": int(coverage), "documents": len(docs), "degraded": {
+          "match-phase": False, "timeout": True, "adaptive-timeout": False, "non-ideal-state": False},
+          "full": False, "nodes": 1, "results": 1, "resultsFull": 0}
     if children:
       root["children"] = children
     return {"root": root}
@@ -799,6 +908,13 @@ class VespaApplication:
       if not isinstance(ann["targetHits"], int) or ann["targetHits"] < 1:
         raise _QueryError("NEAREST_NEIGHBOR: targetHits must be a positive integer", ILLEGAL_QUERY,
                           "Illegal query")
+    elif node.op == "userinput":
+      index = node.args[1].get("defaultIndex", "default")
+      if index not in self.schema.fieldsets and index not in self.schema.fields:
+        raise _QueryError(f"Could not create query from YQL: '{index}' is not a field or fieldset", ILLEGAL_QUERY,
+                          "Illegal query")
+      if node.args[1].get("grammar", "weakAnd") not in GRAMMARS:
+        raise _QueryError(f"Could not create query from YQL: unknown grammar '{node.args[1]['grammar']}'")
     elif node.op in ("contains", "=", "<", ">", "<=", ">="):
       fname = node.args[0]
       spec = self.schema.fields.get(fname)
@@ -810,13 +926,34 @@ class VespaApplication:
         raise _QueryError(f"Field '{fname}' is not searchable (neither attribute nor index)")
       if node.op == "contains" and spec is not None and spec.is_numeric:
         raise _QueryError(f"Field '{fname}' is numeric: use =, <, >, <=, >= or range()")
-      if node.op != "contains" and (spec is None or not spec.is_numeric):
+      is_bool = spec is not None and spec.type == "bool"
+      if is_bool != isinstance(node.args[1], bool) and node.op != "contains":
+        raise _QueryError(f"Field '{fname}' is {spec.type if spec else 'a fieldset'}: compare it with "
+                          f"{'true/false' if is_bool else 'a number'}")
+      if node.op != "contains" and (spec is None or not (spec.is_numeric or is_bool)):
         raise _QueryError(f"Field '{fname}' is not numeric: use contains")
 
+  def _fuse(self, profile: _Profile, ranked, docs, user_terms):
+    """The global phase: reciprocal rank fusion of `profile.fused` over the rerank window."""
+    window, rest = ranked[:profile.rerank_count], ranked[profile.rerank_count:]
+    fused = {d: 0.0 for _, d, _ in window}
+    for feature in profile.fused:
+      values = sorted(((self._feature(feature, docs[d][1], c, user_terms, docs), d) for _, d, c in window),
+                      key=lambda t: (-t[0], t[1]))
+      for rank, (_, d) in enumerate(values, start=1):
+        fused[d] += 1.0 / (60 + rank)
+    head = sorted(((fused[d], d, c) for _, d, c in window), key=lambda t: (-t[0], t[1]))
+    floor = min((r for r, _, _ in head), default=0.0)
+    return head + [(min(floor, r) - 1.0, d, c) for r, d, c in rest]
+
   def _match(self, where: Node, docs, inputs, user_terms) -> Dict[str, float]:
-    """Matched doc ids -> closeness (0 when not retrieved by nearestNeighbor)."""
+    """Matched doc ids -> closeness of their vectors to the (first) nearestNeighbor's query tensor.
+
+    Vespa computes `closeness(field, ...)` for every ranked document, so a document only a text
+    term matched has its true closeness too (0 when the query has no nearestNeighbor).
+    """
     conjuncts = where.args if where.op == "and" else [where]
-    plain = [c for c in conjuncts if not _has(c, ("nn", "userquery"))]
+    plain = [c for c in conjuncts if not _has(c, ("nn", "userquery", "userinput"))]
     candidates = [d for d in docs if all(self._eval(c, docs[d][1], {}, user_terms) for c in plain)]
     nn_sets: Dict[int, Dict[str, float]] = {}
     for node in _nodes(where, "nn"):
@@ -830,10 +967,16 @@ class VespaApplication:
           scored.append((_distance(spec.metric, q, vec), d))
       scored.sort()
       nn_sets[id(node)] = {d: 1.0 / (1.0 + dist) for dist, d in scored[:ann["targetHits"]]}
+    first = next(_nodes(where, "nn"), None)
     closeness = {}
     for d in candidates:
       if self._eval(where, docs[d][1], nn_sets, user_terms, doc_id=d):
-        closeness[d] = max((s.get(d, 0.0) for s in nn_sets.values()), default=0.0)
+        vec = docs[d][1].get(first.args[0]) if first is not None else None
+        if vec is None:
+          closeness[d] = 0.0
+        else:
+          spec = self.schema.fields[first.args[0]]
+          closeness[d] = 1.0 / (1.0 + _distance(spec.metric, inputs[f"query({first.args[1]})"], vec))
     return closeness
 
   def _eval(self, node: Node, fields, nn_sets, user_terms, doc_id: str = "") -> bool:
@@ -851,6 +994,10 @@ class VespaApplication:
     if op == "userquery":
       text = " ".join(str(fields.get(f, "")) for f in self.schema.fieldsets.get("default", []))
       return bool(set(user_terms) & set(_terms(text)))
+    if op == "userinput":  # tokenize grammar: the words, weakAnd (approximated here as any of them)
+      index = node.args[1].get("defaultIndex", "default")
+      names = self.schema.fieldsets.get(index, [index])
+      return bool(set(user_terms) & set(_terms(" ".join(str(fields.get(f, "")) for f in names))))
     fname, value = node.args
     if fname in self.schema.fieldsets:
       text = " ".join(str(fields.get(f, "")) for f in self.schema.fieldsets[fname])
@@ -902,6 +1049,11 @@ def _prefers_cbor(accept: str) -> bool:
         q = float(v or 1)
     best[media.strip()] = q
   return best.get("application/cbor", -1) > best.get("application/json", 0 if best else 1)
+
+
+def _from_agentflow(req: Request) -> bool:
+  """Sent by agentflow's store (pyvespa's client), not by a test's own raw HTTP client."""
+  return req.headers.get("user-agent", "").startswith("pyvespa/")
 
 
 def _has(node: Node, ops) -> bool:
@@ -1186,8 +1338,9 @@ def _serve_http11(sock, app: VespaApplication, first: bytes) -> None:
         return
     body, buf[:] = bytes(buf[:length]), buf[length:]
     resp = app.handle(Request(method, target, headers, body, version))
-    reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-              429: "Too Many Requests", 503: "Service Unavailable"}.get(resp.status, "Status")
+    reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+              405: "Method Not Allowed", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+              503: "Service Unavailable", 504: "Gateway Timeout", 507: "Insufficient Storage"}.get(resp.status, "Status")
     sock.sendall(f"HTTP/1.1 {resp.status} {reason}\r\nContent-Type: {resp.content_type}\r\n"
                  f"Content-Length: {len(resp.body)}\r\n\r\n".encode("latin-1") + resp.body)
     if headers.get("connection", "").lower() == "close":

@@ -1,5 +1,7 @@
 """What every stage shares: its dead-letter output, its Beam metrics, its retry policy.
 
+`RetryPolicy` lives in `agentflow.retry` (stores use it too) and is re-exported here.
+
 A stage used alone (`events | Preprocess()`) returns its main output and fails the
 pipeline on the first record it cannot handle, as Beam's RunInference does by default.
 `Stage.with_dead_letters()` returns `(main, dead_letters)` instead, so nothing is lost
@@ -9,23 +11,18 @@ and the payload to replay.
 from __future__ import annotations
 
 import copy
-import logging
-import random
-import time
-from dataclasses import dataclass
-from typing import Callable, Optional, TypeVar
 
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
 from agentflow.observability import metrics
+from agentflow.retry import RetryPolicy
 from agentflow.types import DeadLetter, payload_of, trace_id_for
 
 MAIN = "main"
 DEAD_LETTER = "dead_letter"
 
-T = TypeVar("T")
-_LOG = logging.getLogger(__name__)
+__all__ = ["DEAD_LETTER", "MAIN", "DeadLetterError", "RetryPolicy", "Stage", "StageCounters"]
 
 
 class DeadLetterError(RuntimeError):
@@ -103,27 +100,3 @@ class Stage(beam.PTransform):
       return main
     _ = dead | "FailOnDeadLetter" >> beam.Map(_raise)
     return main
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-  """Exponential backoff with full jitter; `max_attempts` counts the first try."""
-  max_attempts: int = 5
-  initial_backoff_s: float = 0.2
-  max_backoff_s: float = 10.0
-
-  def call(self, fn: Callable[[], T], retryable: Callable[[Exception], bool] = lambda e: True,
-           on_retry: Optional[Callable[[Exception], None]] = None) -> T:
-    attempt = 0
-    while True:
-      attempt += 1
-      try:
-        return fn()
-      except Exception as e:  # pylint: disable=broad-except
-        if attempt >= self.max_attempts or not retryable(e):
-          raise
-        if on_retry:
-          on_retry(e)
-        delay = min(self.max_backoff_s, self.initial_backoff_s * 2 ** (attempt - 1))
-        _LOG.warning("attempt %d failed (%s); retrying in <= %.2fs", attempt, type(e).__name__, delay)
-        time.sleep(random.uniform(0, delay))

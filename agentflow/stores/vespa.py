@@ -1,11 +1,26 @@
 """Vespa as a `VectorStore`, through pyvespa's asynchronous HTTP/2 client.
 
 Writes go to /document/v1/{namespace}/{doc_type}/docid/{Document.id} (a put replaces the
-whole document, so replays never duplicate), at most `max_concurrency` in flight; 429, 503,
-504 and transport errors (timeouts, resets) are retried with jittered exponential backoff,
-and a document that still fails gets its own reason instead of failing the batch. Queries
-are YQL `{targetHits:k}nearestNeighbor(embedding, q)` plus filters, one /search/ request per
-query vector, concurrently.
+whole document, so replays never duplicate), at most `max_concurrency` in flight. Every HTTP
+request is retried by the project's one `RetryPolicy` (agentflow.retry; pyvespa's own retry
+layers are switched off): 429, 500, 502, 503, 504 and transport errors (timeouts, resets).
+What still fails is classified per document: those statuses and 507 (the content cluster is
+out of memory or disk and blocks feed) are transient, so the Upsert stage retries them and
+then dead-letters them as `store_unavailable`, ready to replay; 400s are the document's own
+fault (`store_rejected`). 401/403 and TLS handshake failures are configuration errors: the
+call raises one `StoreError` saying what to fix, and nothing is retried.
+
+Queries are YQL `{targetHits:k}nearestNeighbor(embedding, q)` plus filters, one /search/
+request per query vector, concurrently. Hybrid queries add the customer's text as
+`userInput(@agentflow_text)` with the `tokenize` grammar, so it is only ever words to match
+in `text`, never query syntax (`-word`, `field:value`). A tenant-less filter matches the
+`tenantless` attribute, because Vespa rejects the empty word `tenant contains ""`.
+
+Timeouts: `timeout_s` is Vespa's server-side timeout for queries and document operations;
+the client waits `client_grace_s` longer, so Vespa answers (a partial result, a 504) before
+the client gives up. A result whose `coverage` is below `min_coverage` percent (Vespa's soft
+timeout answers from the documents it reached in time) raises a retryable `StoreError`
+instead of passing a degraded top-k on as if it were complete.
 
 Scores: the schema's HNSW index uses the angular metric, whose distance is the angle between
 the vectors and whose `closeness` is 1 / (1 + angle). Both rank profiles return
@@ -25,7 +40,10 @@ import json
 import logging
 import math
 import os
+import socket
+import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -33,13 +51,18 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import numpy as np
 
 from agentflow.observability import metrics
+from agentflow.retry import RetryPolicy
 from agentflow.stores.base import QueryFilter, StoreError, TransientReason, VectorStore
-from agentflow.stores.vespa_app import DISTANCE_METRICS, VespaSchemaConfig
+from agentflow.stores.vespa_app import DISTANCE_METRICS, TENANTLESS_FIELD, VespaSchemaConfig
 from agentflow.types import Document, Hit
 
 _LOG = logging.getLogger(__name__)
-RETRYABLE_STATUS = (429, 503, 504)
+RETRYABLE_STATUS = (429, 500, 502, 503, 504)  # retried by the client, then transient
+FEED_BLOCKED_STATUS = 507  # content cluster out of memory or disk: transient, not retried at once
+AUTH_STATUS = (401, 403)
 _TRANSIENT_QUERY_ERRORS = (0, 10, 12)  # no backends, backend communication error, timeout
+TEXT_PARAMETER = "agentflow_text"  # the request property hybrid queries pass the customer's text in
+_TLS_PROBE_INTERVAL_S = 5.0
 
 
 @dataclass(frozen=True, repr=False)
@@ -49,8 +72,11 @@ class VespaConfig:
   `url` includes the port (or give `port`). mTLS: `cert` and `key` (PEM paths), `ca_cert` to
   trust a private CA. Token auth (Vespa Cloud): `token_env` names the environment variable
   holding the token, sent as `Authorization: Bearer`; `token` may be set instead but then
-  travels with the pickled pipeline. `hybrid` adds `or userQuery()` with `hybrid_profile`
-  when texts are passed to `query`.
+  travels with the pickled pipeline. `hybrid` adds `or userInput(...)` with `hybrid_profile`
+  when texts are passed to `query`. `max_retries`, `backoff_base_s` and `backoff_max_s` are
+  the `retry_policy` every request is retried with. `timeout_s` is the server-side timeout
+  Vespa is given; the client waits `client_grace_s` longer. `min_coverage`: the least
+  percentage of documents a query result must cover (below it the result is degraded).
   """
   url: str = "http://localhost:8080"
   port: Optional[int] = None
@@ -66,6 +92,8 @@ class VespaConfig:
   backoff_base_s: float = 0.2
   backoff_max_s: float = 10.0
   timeout_s: float = 30.0
+  client_grace_s: float = 5.0
+  min_coverage: float = 100.0
   hybrid: bool = False
   semantic_profile: str = "semantic"
   hybrid_profile: str = "hybrid"
@@ -84,6 +112,8 @@ class VespaConfig:
       raise ValueError("key requires cert")
     if self.max_concurrency < 1 or self.max_retries < 0:
       raise ValueError("max_concurrency must be >= 1 and max_retries >= 0")
+    if self.timeout_s <= 0 or self.client_grace_s < 0 or not 0 <= self.min_coverage <= 100:
+      raise ValueError("timeout_s must be > 0, client_grace_s >= 0 and min_coverage a percentage (0-100)")
 
   def __repr__(self):
     shown = []
@@ -94,6 +124,17 @@ class VespaConfig:
       if value != f.default or f.name in ("url", "namespace"):
         shown.append(f"{f.name}={value!r}")
     return f"VespaConfig({', '.join(shown)})"
+
+  @property
+  def retry_policy(self) -> RetryPolicy:
+    """The backoff every Vespa request is retried with (`max_retries` retries after the first try)."""
+    return RetryPolicy(max_attempts=self.max_retries + 1, initial_backoff_s=self.backoff_base_s,
+                       max_backoff_s=self.backoff_max_s)
+
+  @property
+  def server_timeout(self) -> str:
+    """`timeout_s` in Vespa's parameter syntax."""
+    return f"{self.timeout_s:g}s"
 
   def resolve_token(self) -> Optional[str]:
     if self.token_env:
@@ -139,20 +180,60 @@ def _yql_number(value: float) -> str:
 
 
 def filter_clauses(flt: Optional[QueryFilter]) -> List[str]:
-  """YQL conditions for `flt`: cased string attributes use `contains`, the timestamp `>=`/`<`."""
+  """YQL conditions for `flt`: cased string attributes use `contains`, the timestamp `>=`/`<`.
+
+  Vespa rejects an empty word (`contains ""`), so the empty tenant is `tenantless = true`:
+  a tenant-less event still sees only tenant-less documents. No document has an empty id,
+  so empty excluded ids are dropped; an empty session or kind has no such flag and is refused.
+  """
   if flt is None:
     return []
   out = []
   for name in ("session_id", "tenant", "kind"):
     value = getattr(flt, name)
-    if value is not None:
+    if value is None:
+      continue
+    if value:
       out.append(f"{name} contains {yql_string(value)}")
+    elif name == "tenant":
+      out.append(f"{TENANTLESS_FIELD} = true")
+    else:
+      raise ValueError(f"cannot filter Vespa documents on an empty {name}: Vespa rejects empty words; "
+                       f"leave {name} unset to match any")
   if flt.since is not None:
     out.append(f"timestamp >= {_yql_number(flt.since)}")
   if flt.until is not None:
     out.append(f"timestamp < {_yql_number(flt.until)}")
-  out.extend(f"!(id contains {yql_string(i)})" for i in flt.exclude_ids)
+  out.extend(f"!(id contains {yql_string(i)})" for i in flt.exclude_ids if i)
   return out
+
+
+def tls_handshake_error(host: str, port: int, ca_cert: Optional[str], cert: Optional[str], key: Optional[str],
+                        timeout_s: float = 5.0) -> Optional[str]:
+  """What a TLS handshake with the store's settings fails with, or None when it succeeds (or cannot connect).
+
+  pyvespa's HTTP client reports a failed handshake as a bare "error sending request", like a
+  refused connection, so the store repeats the handshake with Python's ssl module to tell a
+  configuration error (untrusted CA, refused client certificate) from an outage. Under TLS 1.3
+  a refused client certificate arrives as an alert after the handshake, hence the short read.
+  """
+  try:
+    ctx = ssl.create_default_context(cafile=ca_cert)
+    if cert:
+      ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols(["h2"])
+    with socket.create_connection((host, port), timeout=timeout_s) as raw:
+      with ctx.wrap_socket(raw, server_hostname=host) as tls:
+        tls.settimeout(0.5)
+        try:
+          tls.recv(1)
+        except TimeoutError:
+          pass
+  except ssl.SSLError as e:
+    return f"{type(e).__name__}: {e}"
+  except OSError:
+    return None
+  return None
 
 
 class VespaVectorStore(VectorStore):
@@ -171,10 +252,13 @@ class VespaVectorStore(VectorStore):
     self._session = None
     self._semaphore: Optional[asyncio.Semaphore] = None
     self._retry_counter = None
+    self._degraded_counter = None
+    self._tls_probe: Tuple[float, Optional[str]] = (-math.inf, None)
 
   def __getstate__(self):
     state = dict(self.__dict__)
-    state.update(_loop=None, _thread=None, _session=None, _semaphore=None, _retry_counter=None, retries=0)
+    state.update(_loop=None, _thread=None, _session=None, _semaphore=None, _retry_counter=None,
+                 _degraded_counter=None, retries=0, _tls_probe=(-math.inf, None))
     return state
 
   def __repr__(self):
@@ -190,15 +274,19 @@ class VespaVectorStore(VectorStore):
     if self._session is not None:
       return
     from vespa.application import Vespa
+    from vespa.retries import NO_RETRY
     cfg = self.config
     token = cfg.resolve_token()
     app = Vespa(url=cfg.url, port=cfg.port, cert=cfg.cert, key=cfg.key, vespa_cloud_secret_token=token)
     client_kwargs: Dict[str, Any] = {"max_concurrency": cfg.max_concurrency}
     if cfg.ca_cert:
       client_kwargs["ca_cert_file"] = cfg.ca_cert
-    session = app.asyncio(connections=1, timeout=cfg.timeout_s, docv1_retry_policy=self._retry_policy(),
+    # pyvespa's retry layers are off (NO_RETRY): every request goes through `_request`, so
+    # attempts and backoff come from `cfg.retry_policy` alone.
+    session = app.asyncio(connections=1, timeout=cfg.timeout_s + cfg.client_grace_s, docv1_retry_policy=NO_RETRY,
                           **client_kwargs)
     self._retry_counter = metrics.counter("vespa.retries")
+    self._degraded_counter = metrics.counter("vespa.degraded_results")
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="agentflow-vespa", daemon=True)
     thread.start()
@@ -239,25 +327,48 @@ class VespaVectorStore(VectorStore):
 
   # ---------------------------------------------------------------- retries
 
-  def _retry_policy(self):
-    from tenacity import AsyncRetrying, retry_any, retry_if_exception, stop_after_attempt, wait_exponential_jitter
-    from vespa.retries import retry_if_status
-    cfg = self.config
-    return AsyncRetrying(
-        retry=retry_any(retry_if_exception(lambda e: isinstance(e, Exception)), retry_if_status(*RETRYABLE_STATUS)),
-        wait=wait_exponential_jitter(initial=cfg.backoff_base_s, max=cfg.backoff_max_s, jitter=cfg.backoff_base_s),
-        stop=stop_after_attempt(cfg.max_retries + 1),
-        before_sleep=self._on_retry,
-        retry_error_callback=_last_outcome)
+  async def _request(self, send):
+    """`await send()` under `config.retry_policy`: retried on transport errors (not TLS) and RETRYABLE_STATUS."""
+    return await self.config.retry_policy.acall(
+        send, retryable=lambda e: self._tls_failure(e) is None,
+        retry_result=lambda r: r.get_status_code() in RETRYABLE_STATUS, on_retry=self._on_retry)
 
-  def _on_retry(self, state) -> None:
+  def _on_retry(self, why) -> None:
     self.retries += 1
     if self._retry_counter is not None:
       self._retry_counter.inc()
-    outcome = state.outcome
-    why = (type(outcome.exception()).__name__ if outcome.failed
-           else f"HTTP {outcome.result().get_status_code()}")
-    _LOG.debug("Vespa request retry %d after %s", state.attempt_number, why)
+    reason = type(why).__name__ if isinstance(why, BaseException) else f"HTTP {why.get_status_code()}"
+    _LOG.debug("Vespa request retry %d after %s", self.retries, reason)
+
+  def _tls_failure(self, e: BaseException) -> Optional[str]:
+    """The TLS handshake error behind transport error `e`, if that is what it is (probed at most every 5 s)."""
+    if isinstance(e, ssl.SSLError):
+      return f"{type(e).__name__}: {e}"
+    parts = urlsplit(self.config.url)
+    if parts.scheme != "https":
+      return None
+    checked_at, verdict = self._tls_probe
+    if time.monotonic() - checked_at >= _TLS_PROBE_INTERVAL_S:
+      cfg = self.config
+      verdict = tls_handshake_error(parts.hostname, parts.port or 443, cfg.ca_cert, cfg.cert, cfg.key)
+      self._tls_probe = (time.monotonic(), verdict)
+    return verdict
+
+  def _configuration_error(self, outcome) -> Optional[StoreError]:
+    """A StoreError for what no retry can fix (TLS, credentials), else None."""
+    if isinstance(outcome, BaseException):
+      tls = self._tls_failure(outcome)
+      if tls is not None:
+        return StoreError(f"TLS handshake with Vespa at {_redact_url(self.config.url)} failed ({tls}); check "
+                          "ca_cert (the CA that signed Vespa's certificate) and cert/key (a client certificate "
+                          "Vespa trusts)")
+      return None
+    status = outcome.get_status_code()
+    if status in AUTH_STATUS:
+      how = "token_env (a valid data-plane token)" if self.config.token_env or self.config.token else "cert/key"
+      return StoreError(f"Vespa at {_redact_url(self.config.url)} refused the credentials (HTTP {status}: "
+                        f"{self._message(outcome)}); check {how} and that it grants read and write")
+    return None
 
   # ---------------------------------------------------------------- documents
 
@@ -278,17 +389,22 @@ class VespaVectorStore(VectorStore):
       return results
 
     async def put(doc: Document, fields: Dict[str, Any]):
-      return await session.feed_data_point(self.config.doc_type, doc.id, fields, namespace=self.config.namespace,
-                                           semaphore=self._semaphore)
+      return await self._request(lambda: session.feed_data_point(
+          self.config.doc_type, doc.id, fields, namespace=self.config.namespace, semaphore=self._semaphore,
+          timeout=self.config.server_timeout))
 
     outcomes = self._call(_gather([put(d, f) for _, d, f in feed]))
+    for outcome in outcomes:
+      error = self._configuration_error(outcome)
+      if error is not None:
+        raise error
     unreachable = []
     for (i, _doc, _), outcome in zip(feed, outcomes):
       if isinstance(outcome, BaseException):
         unreachable.append(outcome)
         results[i] = TransientReason(
             f"Vespa unreachable after {self.config.max_retries} retries: {_describe(outcome)}")
-      elif outcome.get_status_code() in RETRYABLE_STATUS:
+      elif outcome.get_status_code() in RETRYABLE_STATUS + (FEED_BLOCKED_STATUS,):
         results[i] = TransientReason(self._reason(outcome))
       elif outcome.get_status_code() != 200:
         results[i] = self._reason(outcome)
@@ -300,17 +416,24 @@ class VespaVectorStore(VectorStore):
   def _fields(self, doc: Document, vector: np.ndarray) -> Dict[str, Any]:
     return {
         "id": doc.id, "event_id": doc.event_id, "text": doc.text, "session_id": doc.session_id,
-        "tenant": doc.tenant, "kind": doc.kind, "timestamp": float(doc.timestamp),
+        "tenant": doc.tenant, TENANTLESS_FIELD: not doc.tenant, "kind": doc.kind, "timestamp": float(doc.timestamp),
         "metadata": json.dumps(dict(doc.metadata), ensure_ascii=False, sort_keys=True, default=str),
         "embedding": {"values": vector.tolist()},
     }
 
+  @staticmethod
+  def _message(response) -> str:
+    body = response.get_json() if isinstance(response.get_json(), dict) else {}
+    return body.get("message") or body.get("Exception") or json.dumps(body)[:500]
+
   def _reason(self, response) -> str:
     status = response.get_status_code()
-    body = response.get_json() if isinstance(response.get_json(), dict) else {}
-    message = body.get("message") or body.get("Exception") or json.dumps(body)[:500]
+    message = self._message(response)
     if status in RETRYABLE_STATUS:
       return f"HTTP {status} after {self.config.max_retries} retries: {message}"
+    if status == FEED_BLOCKED_STATUS:
+      return (f"HTTP 507: {message} (Vespa's content cluster blocks feed: it is out of memory or disk; add "
+              "capacity or remove documents, then replay the dead letters)")
     return f"HTTP {status}: {message}"
 
   def delete(self, ids: Sequence[str]) -> None:
@@ -319,8 +442,9 @@ class VespaVectorStore(VectorStore):
       return
 
     async def remove(doc_id: str):
-      return await session.delete_data(self.config.doc_type, doc_id, namespace=self.config.namespace,
-                                       semaphore=self._semaphore)
+      return await self._request(lambda: session.delete_data(
+          self.config.doc_type, doc_id, namespace=self.config.namespace, semaphore=self._semaphore,
+          timeout=self.config.server_timeout))
 
     outcomes = self._call(_gather([remove(i) for i in ids]))
     for doc_id, outcome in zip(ids, outcomes):
@@ -330,8 +454,9 @@ class VespaVectorStore(VectorStore):
     session = self._require_open()
 
     async def fetch(doc_id: str):
-      return await session.get_data(self.config.doc_type, doc_id, namespace=self.config.namespace,
-                                    semaphore=self._semaphore)
+      return await self._request(lambda: session.get_data(
+          self.config.doc_type, doc_id, namespace=self.config.namespace, semaphore=self._semaphore,
+          timeout=self.config.server_timeout))
 
     outcomes = self._call(_gather([fetch(i) for i in ids]))
     docs: List[Optional[Document]] = []
@@ -344,6 +469,9 @@ class VespaVectorStore(VectorStore):
     return docs
 
   def _raise_for(self, outcome, what: str) -> None:
+    error = self._configuration_error(outcome)
+    if error is not None:
+      raise error
     if isinstance(outcome, BaseException):
       raise StoreError(f"Vespa {what} failed: {_describe(outcome)}", retryable=True) from outcome
     if outcome.get_status_code() != 200:
@@ -354,7 +482,7 @@ class VespaVectorStore(VectorStore):
 
   def query(self, vectors: np.ndarray, k: int, flt: Optional[QueryFilter] = None,
             texts: Optional[Sequence[str]] = None) -> List[List[Hit]]:
-    """Top-k per row; with `config.hybrid` and `texts`, row i also matches `texts[i]` by BM25."""
+    """Top-k per row; with `config.hybrid` and `texts`, row i also matches the words of `texts[i]` in `text`."""
     q = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
     if q.shape[1] != self._dimension:
       raise ValueError(f"query has {q.shape[1]}-d vectors; the Vespa schema holds {self._dimension}-d")
@@ -368,21 +496,25 @@ class VespaVectorStore(VectorStore):
 
   def query_body(self, vector: np.ndarray, k: int, flt: Optional[QueryFilter] = None,
                  text: Optional[str] = None) -> Dict[str, Any]:
-    """The /search/ request body for one query vector."""
+    """The /search/ request body for one query vector.
+
+    Hybrid: the text goes in its own request property, read by `userInput` with the
+    `tokenize` grammar (words to match in `text`, combined by weakAnd; no query syntax).
+    """
     cfg = self.config
     nn = f"{{targetHits:{int(k)}}}nearestNeighbor(embedding, {cfg.query_tensor})"
     hybrid = cfg.hybrid and bool(text and text.strip())
-    match = f"({nn} or userQuery())" if hybrid else nn
+    match = f"({nn} or ({{defaultIndex:\"text\", grammar:\"tokenize\"}}userInput(@{TEXT_PARAMETER})))" if hybrid else nn
     where = " and ".join([match] + filter_clauses(flt))
     body = {
         "yql": f"select * from sources {cfg.doc_type} where {where}",
         "hits": int(k),
         "ranking.profile": cfg.hybrid_profile if hybrid else cfg.semantic_profile,
         f"input.query({cfg.query_tensor})": np.asarray(vector, dtype=np.float32).tolist(),
-        "timeout": f"{cfg.timeout_s:g}s",
+        "timeout": cfg.server_timeout,
     }
     if hybrid:
-      body["query"] = text
+      body[TEXT_PARAMETER] = text
     return body
 
   def count(self, flt: Optional[QueryFilter] = None) -> int:
@@ -391,20 +523,23 @@ class VespaVectorStore(VectorStore):
     if not any(not c.startswith("!") for c in clauses):
       clauses.insert(0, "true")
     yql = f"select * from sources {self.config.doc_type} where {' and '.join(clauses)} limit 0"
-    result = self._search_all([{"yql": yql, "timeout": f"{self.config.timeout_s:g}s"}])[0]
+    result = self._search_all([{"yql": yql, "timeout": self.config.server_timeout}])[0]
     return int(result.get("root", {}).get("fields", {}).get("totalCount", 0))
 
   def _search_all(self, bodies: List[Dict[str, Any]]) -> List[dict]:
+    from vespa.retries import NO_RETRY
     session = self._require_open()
-    policy = self._retry_policy()
 
     async def search(body):
       async with self._semaphore:
-        return await session.query(body=body, retry_policy=policy)
+        return await self._request(lambda: session.query(body=body, retry_policy=NO_RETRY))
 
     outcomes = self._call(_gather([search(b) for b in bodies]))
     results = []
     for outcome in outcomes:
+      error = self._configuration_error(outcome)
+      if error is not None:
+        raise error
       if isinstance(outcome, BaseException):
         raise StoreError(f"Vespa query failed: {_describe(outcome)}", retryable=True) from outcome
       body = outcome.get_json() if isinstance(outcome.get_json(), dict) else {}
@@ -416,8 +551,26 @@ class VespaVectorStore(VectorStore):
             "message", "")
         raise StoreError(f"Vespa query failed with HTTP {status}: {detail}",
                          retryable=status in RETRYABLE_STATUS or any(c in _TRANSIENT_QUERY_ERRORS for c in codes))
+      self._check_coverage(body)
       results.append(body)
     return results
+
+  def _check_coverage(self, result: dict) -> None:
+    """Raise a retryable StoreError for a result covering less than `min_coverage` percent of the documents."""
+    coverage = result.get("root", {}).get("coverage")
+    if not isinstance(coverage, dict):
+      return
+    percent = float(coverage.get("coverage", 100))
+    if percent >= self.config.min_coverage and coverage.get("full", True):
+      return
+    if self._degraded_counter is not None:
+      self._degraded_counter.inc()
+    if percent >= self.config.min_coverage:
+      return
+    degraded = sorted(k for k, v in (coverage.get("degraded") or {}).items() if v)
+    raise StoreError(f"Vespa answered from {percent:g}% of the documents ({', '.join(degraded) or 'degraded'}; "
+                     f"min_coverage is {self.config.min_coverage:g}%): a soft timeout or an unhealthy content "
+                     "node; retrying, or raise timeout_s", retryable=True)
 
   def _hits(self, result: dict) -> List[Hit]:
     hits = []
@@ -439,13 +592,6 @@ class VespaVectorStore(VectorStore):
 
 async def _gather(coros):
   return await asyncio.gather(*coros, return_exceptions=True)
-
-
-def _last_outcome(state):
-  """tenacity `retry_error_callback`: hand back the final response (or raise the final error)."""
-  if state.outcome.failed:
-    raise state.outcome.exception()
-  return state.outcome.result()
 
 
 def _describe(e: BaseException) -> str:
@@ -490,7 +636,8 @@ _URI_PARAMS = {
     "namespace": ("namespace", str), "doc_type": ("doc_type", str), "cert": ("cert", str), "key": ("key", str),
     "ca_cert": ("ca_cert", str), "token_env": ("token_env", str), "concurrency": ("max_concurrency", int),
     "retries": ("max_retries", int), "backoff": ("backoff_base_s", float), "backoff_max": ("backoff_max_s", float),
-    "timeout": ("timeout_s", float), "hybrid": ("hybrid", lambda v: v.lower() in ("1", "true", "yes")),
+    "timeout": ("timeout_s", float), "client_grace": ("client_grace_s", float),
+    "min_coverage": ("min_coverage", float), "hybrid": ("hybrid", lambda v: v.lower() in ("1", "true", "yes")),
     "semantic_profile": ("semantic_profile", str), "hybrid_profile": ("hybrid_profile", str),
     "metric": ("distance_metric", str),
 }

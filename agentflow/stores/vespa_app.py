@@ -1,10 +1,16 @@
 """The Vespa application package for the `agent_context` schema, generated with pyvespa.
 
 One schema holds every stored context: the filter fields are cased, fast-search
-attributes (exact, case-sensitive matching on ids, sessions and tenants); `text` is a
-BM25 index so hybrid queries can add `userQuery()`; `embedding` is an HNSW-indexed
-tensor attribute. Both rank profiles expose `closeness(field, embedding)` as a match
-feature, which is what `VespaVectorStore` turns back into cosine similarity.
+attributes (exact, case-sensitive matching on ids, sessions and tenants); `tenantless` is
+a bool attribute set for documents without a tenant, because Vespa's query parser rejects
+the empty word `tenant contains ""` (so a tenant-less query filters on `tenantless = true`
+and still sees only tenant-less documents); `text` is a BM25 index so hybrid queries can add
+the customer's text through `userInput`; `embedding` is an HNSW-indexed tensor attribute.
+Both rank profiles expose `closeness(field, embedding)` as a match feature, which is what
+`VespaVectorStore` turns back into cosine similarity. The hybrid profile fuses the two
+signals by rank (global-phase reciprocal rank fusion) instead of adding an unbounded BM25
+score to a closeness of at most 1, which let text matches push every semantic neighbour out.
+The content cluster declares `<min-redundancy>` (`<redundancy>` is deprecated in Vespa 8).
 
 `agentflow vespa package --out DIR [--dimension N]` calls `main_vespa_package`.
 """
@@ -17,7 +23,9 @@ from typing import Optional, Sequence
 
 DISTANCE_METRICS = ("angular", "prenormalized-angular")
 FILTER_FIELDS = ("id", "event_id", "session_id", "tenant", "kind")
+TENANTLESS_FIELD = "tenantless"
 CLOSENESS_FEATURE = "closeness(field, embedding)"
+BM25_FEATURE = "bm25(text)"
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,8 @@ class VespaSchemaConfig:
 
   `distance_metric`: "angular" for arbitrary vectors; "prenormalized-angular" only when
   every document and query vector is L2-normalised (faster, different closeness scale).
+  `hybrid_rerank_count`: hits per content node the hybrid profile's global phase fuses.
+  `min_redundancy`: copies of each document the content cluster keeps (2+ in production).
   """
   dimension: int = 384
   doc_type: str = "agent_context"
@@ -36,6 +46,8 @@ class VespaSchemaConfig:
   app_name: str = "agentflow"
   max_links_per_node: int = 16
   neighbors_to_explore_at_insert: int = 200
+  hybrid_rerank_count: int = 200
+  min_redundancy: int = 1
 
   def __post_init__(self):
     if self.distance_metric not in DISTANCE_METRICS:
@@ -50,13 +62,14 @@ class VespaSchemaConfig:
 
 def agent_context_schema(config: VespaSchemaConfig = VespaSchemaConfig()):
   """The pyvespa `Schema` for stored contexts (documents, fieldset and rank profiles)."""
-  from vespa.package import HNSW, Document, Field, FieldSet, RankProfile, Schema
+  from vespa.package import HNSW, Document, Field, FieldSet, GlobalPhaseRanking, RankProfile, Schema
 
   def filter_field(name):
     return Field(name, "string", indexing=["summary", "attribute"], attribute=["fast-search"],
                  match=["cased"], rank="filter")
 
   fields = [filter_field(name) for name in FILTER_FIELDS] + [
+      Field(TENANTLESS_FIELD, "bool", indexing=["summary", "attribute"], rank="filter"),
       Field("text", "string", indexing=["summary", "index"], index="enable-bm25"),
       Field("timestamp", "double", indexing=["summary", "attribute"], attribute=["fast-search"]),
       Field("metadata", "string", indexing=["summary"]),
@@ -68,8 +81,10 @@ def agent_context_schema(config: VespaSchemaConfig = VespaSchemaConfig()):
   profiles = [
       RankProfile(config.semantic_profile, inputs=inputs, first_phase=CLOSENESS_FEATURE,
                   match_features=[CLOSENESS_FEATURE]),
-      RankProfile(config.hybrid_profile, inputs=inputs, first_phase=f"{CLOSENESS_FEATURE} + bm25(text)",
-                  match_features=[CLOSENESS_FEATURE, "bm25(text)"]),
+      RankProfile(config.hybrid_profile, inputs=inputs, first_phase=CLOSENESS_FEATURE,
+                  global_phase=GlobalPhaseRanking(f"reciprocal_rank_fusion({CLOSENESS_FEATURE}, {BM25_FEATURE})",
+                                                  rerank_count=config.hybrid_rerank_count),
+                  match_features=[CLOSENESS_FEATURE, BM25_FEATURE]),
   ]
   return Schema(config.doc_type, Document(fields=fields), fieldsets=[FieldSet("default", ["text"])],
                 rank_profiles=profiles)
@@ -77,8 +92,11 @@ def agent_context_schema(config: VespaSchemaConfig = VespaSchemaConfig()):
 
 def application_package(config: VespaSchemaConfig = VespaSchemaConfig()):
   """A deployable pyvespa `ApplicationPackage` (services.xml with document-api and search)."""
-  from vespa.package import ApplicationPackage
-  return ApplicationPackage(name=config.app_name, schema=[agent_context_schema(config)])
+  from vespa.package import ApplicationPackage, ContainerCluster, ContentCluster
+  clusters = [ContainerCluster(id=f"{config.app_name}_container"),
+              ContentCluster(id=f"{config.app_name}_content", document_name=config.doc_type,
+                             min_redundancy=str(int(config.min_redundancy)))]
+  return ApplicationPackage(name=config.app_name, schema=[agent_context_schema(config)], clusters=clusters)
 
 
 def write_application_package(out_dir: str, config: VespaSchemaConfig = VespaSchemaConfig()) -> str:

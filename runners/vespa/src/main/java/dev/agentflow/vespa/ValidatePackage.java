@@ -79,10 +79,8 @@ public final class ValidatePackage {
     }
   }
 
-  static String validate(File dir) throws Exception {
-    DeployLogger logger = (level, message) -> {
-      if (level.intValue() >= Level.WARNING.intValue()) System.err.println(level.getName() + ": " + message);
-    };
+  /** What the config server does on prepare, on the package in `dir` (which it may write to). */
+  static Built build(File dir, DeployLogger logger) throws Exception {
     ValidationParameters strict = new ValidationParameters(
         IgnoreValidationErrors.FALSE, FailOnIncompatibleChange.TRUE, CheckRouting.TRUE);
     FilesApplicationPackage files = FilesApplicationPackage.fromDir(dir, Map.of());
@@ -104,7 +102,19 @@ public final class ValidatePackage {
         .build(strict);  // parses and derives the schemas with validation on
     VespaModel model = new VespaModel(new NullConfigModelRegistry(), state);
     new Validation().validate(model, strict, state);
+    return new Built(model, state);
+  }
 
+  /** A built and validated model with the deploy state it came from. */
+  record Built(VespaModel model, DeployState state) {}
+
+  static String validate(File dir) throws Exception {
+    DeployLogger logger = (level, message) -> {
+      if (level.intValue() >= Level.WARNING.intValue()) System.err.println(level.getName() + ": " + message);
+    };
+    Built built = build(dir, logger);
+    VespaModel model = built.model();
+    DeployState state = built.state();
     StringBuilder out = new StringBuilder("vespa ").append(state.getVespaVersion());
     for (SearchCluster cluster : model.getSearchClusters())
       for (DocumentDatabase db : cluster.getDocumentDbs()) {
