@@ -11,7 +11,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # resolve from the Maven Central we reach (runners/README.md has the probe results).
 BEAM = "apache-beam[gcp]>=2.62,<3"
 
-# pyvespa: the store uses VespaAsync's docv1_retry_policy and vespa.retries (1.2.9's API).
+# pyvespa: the store drives VespaAsync with its retry layers off (docv1_retry_policy, 1.2.9's API).
 EXTRAS = {
     "vespa": ["pyvespa>=1.2.9,<1.3"],
     "pubsub": ["google-cloud-pubsub>=2.20,<3"],

@@ -28,7 +28,7 @@ _EXPORTS = {
     "RetrievalAnswerPolicy": "agentflow.policies",
     "SimilarityRoutingPolicy": "agentflow.policies",
     "DeadLetterError": "agentflow.stages.base",
-    "RetryPolicy": "agentflow.stages.base",
+    "RetryPolicy": "agentflow.retry",
     "StoreEnrichmentHandler": "agentflow.stages.beam_adapters",
     "StoreWriteConfig": "agentflow.stages.beam_adapters",
     "Decide": "agentflow.stages.decide",
@@ -76,7 +76,8 @@ if TYPE_CHECKING:
   from agentflow.observability.summary import RunSummary
   from agentflow.options import AgentflowOptions
   from agentflow.policies import AnomalyThresholdPolicy, DecisionPolicy, RetrievalAnswerPolicy, SimilarityRoutingPolicy
-  from agentflow.stages.base import DeadLetterError, RetryPolicy
+  from agentflow.retry import RetryPolicy
+  from agentflow.stages.base import DeadLetterError
   from agentflow.stages.beam_adapters import StoreEnrichmentHandler, StoreWriteConfig
   from agentflow.stages.decide import Decide
   from agentflow.stages.embed import Embed
