@@ -29,6 +29,7 @@ from agentflow.io import (
   PubSubSink,
   PubSubSource,
   ReadEvents,
+  ReadFiles,
   Sink,
   Source,
   WriteRecords,
@@ -106,7 +107,7 @@ def ingest_knowledge(options: PipelineOptions) -> RunSummary:
   handler, store, _ = components(opts)
   start = time.monotonic()
   with beam.Pipeline(options=options) as p:
-    written, dead = (p | "ReadKnowledge" >> beam.io.ReadFromText(opts.knowledge)
+    written, dead = (p | "ReadKnowledge" >> ReadFiles(FileSource(opts.knowledge))
                      | "Knowledge" >> IngestKnowledge(handler, store, UpsertConfig(
                          batch_size=opts.store_batch_size)).with_dead_letters())
     _ = dead | "WriteKnowledgeDeadLetters" >> WriteRecords(FileSink(opts.dead_letter_output + ".knowledge"))

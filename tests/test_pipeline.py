@@ -208,3 +208,23 @@ def test_onnx_backend_makes_the_same_decisions(example_run, tmp_path, monkeypatc
     got = onnx[d["event_id"]]
     assert (got["action"], got["metadata"].get("knowledge_id")) == (d["action"], d["metadata"].get("knowledge_id"))
     assert got["confidence"] == pytest.approx(d["confidence"], abs=1e-3)
+
+
+def test_a_line_that_is_not_utf8_is_dead_lettered_and_the_rest_decided(tmp_path):
+  """A Latin-1 byte in a file input used to fail Beam's text source and the whole run (exit 1)."""
+  from agentflow.cli import main
+  lines = [line.encode("utf-8") for line in _lines(EVENTS)[:6]]
+  latin1 = json.dumps({"event_id": "latin-1", "session_id": "s-x", "text": "caf\u00e9 menu",
+                       "timestamp": 1772442900}, ensure_ascii=False).encode("latin-1")
+  (tmp_path / "events.jsonl").write_bytes(b"\n".join(lines[:3] + [latin1] + lines[3:]) + b"\n")
+  code = main(["run", "--input", str(tmp_path / "events.jsonl"), "--knowledge", KNOWLEDGE,
+               "--store", f"local:{tmp_path}/store", "--decisions_output", str(tmp_path / "d.jsonl"),
+               "--dead_letter_output", str(tmp_path / "dl.jsonl"), "--summary_output", str(tmp_path / "s.json"),
+               "--progress_interval", "0"])
+  assert code == 0
+  dead = [json.loads(line) for line in _lines(tmp_path / "dl.jsonl")]
+  assert [(d["stage"], d["reason"]) for d in dead] == [("preprocess", "invalid_utf8")]
+  assert dead[0]["payload"] == latin1.decode("utf-8", "backslashreplace")
+  assert len(_lines(tmp_path / "d.jsonl")) == 6
+  summary = json.loads((tmp_path / "s.json").read_text())
+  assert (summary["inputs"], summary["decisions"], summary["dead_letters"], summary["accounted"]) == (7, 6, 1, True)

@@ -110,3 +110,20 @@ def test_dead_letter_payloads_are_always_valid_utf8():
   assert [o.value.reason for o in outs] == ["invalid_json", "missing_field"]
   for o in outs:
     o.value.to_json().encode("utf-8")
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b'{"id": "k", "question": "caf\xe9?", "answer": "yes"}', "invalid_utf8"),
+    ("[" * 100000 + "]" * 100000, "invalid_json"),
+    ("[1]", "not_an_object"),
+    ('{"id": "k", "question": "q"}', "missing_field"),
+])
+def test_knowledge_entries_are_rejected_with_the_same_reasons_as_events(raw, reason):
+  from agentflow.stages.knowledge import parse_knowledge
+  with pytest.raises(InvalidEvent) as e:
+    parse_knowledge(raw)
+  assert e.value.reason == reason
+
+
+def test_a_leading_byte_order_mark_is_not_an_error():
+  assert parse_event(b"\xef\xbb\xbf" + _ev().encode()).text == "hello there"

@@ -104,22 +104,27 @@ def derive_event_id(session_id: str, timestamp: float, text: str) -> str:
   return "h-" + h.hexdigest()
 
 
-def _decode(raw: Union[bytes, str, Mapping]) -> Mapping:
+def decode_object(raw: Union[bytes, str, Mapping]) -> Mapping:
+  """A message's JSON object; raises `InvalidEvent` (`invalid_utf8`, `invalid_json`, `not_an_object`).
+
+  Bytes must be UTF-8 (a leading byte-order mark is dropped). Shared by events and
+  knowledge entries so both reject the same malformed input with the same reasons.
+  """
   if isinstance(raw, Mapping):
     return raw
   if isinstance(raw, (bytes, bytearray)):
     try:
       raw = bytes(raw).decode("utf-8")
     except UnicodeDecodeError as e:
-      raise InvalidEvent("invalid_utf8", f"payload is not UTF-8: {e}") from None
+      raise InvalidEvent("invalid_utf8", f"payload is not UTF-8: {e}; re-encode the source as UTF-8") from None
   if not isinstance(raw, str):
     raise InvalidEvent("invalid_json", f"expected bytes or str, got {type(raw).__name__}")
   try:
-    obj = json.loads(raw)
+    obj = json.loads(raw.removeprefix("\ufeff"))
   except (json.JSONDecodeError, RecursionError) as e:
     raise InvalidEvent("invalid_json", f"not JSON: {e}") from None
   if not isinstance(obj, dict):
-    raise InvalidEvent("not_an_object", f"event must be a JSON object, got {type(obj).__name__}")
+    raise InvalidEvent("not_an_object", f"a message must be a JSON object, got {type(obj).__name__}")
   return obj
 
 
@@ -162,7 +167,7 @@ def parse_event(raw: Union[bytes, str, Mapping], config: PreprocessConfig = Prep
   """Validate and clean one message; raises `InvalidEvent` with a reason code."""
   if isinstance(raw, (bytes, str)) and len(raw) > config.max_payload_bytes:
     raise InvalidEvent("payload_too_large", f"payload of {len(raw)} bytes exceeds {config.max_payload_bytes}")
-  obj = _decode(raw)
+  obj = decode_object(raw)
   unknown = sorted(set(obj) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
   if unknown:
     raise InvalidEvent("unknown_field", f"unknown field(s) {', '.join(repr(u[:64]) for u in unknown[:5])}; "
@@ -205,7 +210,8 @@ def trace_id_of(attributes: Mapping, event_id: str) -> str:
   return trace_id_for(event_id)
 
 
-def _payload_text(raw) -> str:
+def payload_text(raw) -> str:
+  """A raw message as valid UTF-8 text for a dead letter (undecodable bytes backslash-escaped)."""
   if isinstance(raw, (bytes, bytearray)):
     return bytes(raw).decode("utf-8", errors="backslashreplace")
   if isinstance(raw, str):
@@ -230,10 +236,10 @@ class _PreprocessFn(beam.DoFn):
     try:
       event = parse_event(raw, self.config)
     except InvalidEvent as e:
-      yield self.counters.dead_letter(e.reason, str(e), _payload_text(raw))
+      yield self.counters.dead_letter(e.reason, str(e), payload_text(raw))
       return
     except Exception as e:  # pylint: disable=broad-except
-      yield self.counters.dead_letter("internal_error", f"{type(e).__name__}: {e}", _payload_text(raw))
+      yield self.counters.dead_letter("internal_error", f"{type(e).__name__}: {e}", payload_text(raw))
       return
     for kind, n in event.redactions.items():
       counter = self.redacted.get(kind)
