@@ -30,7 +30,21 @@ def _ev(**kw):
     (_ev(timestamp="yesterday"), "bad_timestamp"),
     (_ev(timestamp=-5), "bad_timestamp"),
     (_ev(timestamp=True), "bad_timestamp"),
-    (_ev(timestamp=float("nan")), "bad_timestamp"),
+    (_ev(timestamp=float("nan")), "invalid_json"),
+    ({"session_id": "s", "text": "x", "timestamp": float("nan")}, "bad_timestamp"),
+    ({"session_id": "s", "text": "x", "timestamp": 10 ** 5000}, "bad_timestamp"),
+    (_ev(attributes={"score": float("nan")}), "invalid_json"),
+    (_ev(attributes={"score": float("inf")}), "invalid_json"),
+    (_ev(attributes={"score": float("-inf")}), "invalid_json"),
+    ('{"session_id": "s", "text": "x", "timestamp": 1, "attributes": {"n": 1e999}}', "number_too_large"),
+    ('{"session_id": "s", "text": "x", "timestamp": 1, "attributes": {"n": ' + "7" * 4301 + "}}",
+     "number_too_large"),
+    ({"session_id": "s", "text": "x", "timestamp": 1, "attributes": {"n": float("nan")}}, "wrong_type"),
+    (_ev(timestamp=253402300800), "bad_timestamp"),
+    (_ev(timestamp="253402300800"), "bad_timestamp"),
+    (_ev(timestamp=10 ** 11), "bad_timestamp"),
+    (_ev(timestamp=10 ** 12 - 1), "bad_timestamp"),
+    (_ev(timestamp=253402300800000), "bad_timestamp"),
     (_ev(attributes=[1]), "wrong_type"),
     (_ev(attributes={"a": {"nested": 1}}), "wrong_type"),
     (_ev(attributes={str(i): i for i in range(65)}), "too_many_attributes"),
@@ -69,6 +83,11 @@ def test_normalises_and_keeps_fields():
     (1772442900, 1772442900.0),
     (1772442900123, 1772442900.123),
     ("1772442900", 1772442900.0),
+    (99999999999, 99999999999.0),
+    (10 ** 12, 10 ** 9),
+    (253402300799999, 253402300799.999),
+    ("9999-12-31T23:59:59Z", 253402300799.0),
+    (0, 0.0),
 ])
 def test_timestamps(value, expected):
   assert parse_timestamp(value) == pytest.approx(expected)
@@ -127,3 +146,8 @@ def test_knowledge_entries_are_rejected_with_the_same_reasons_as_events(raw, rea
 
 def test_a_leading_byte_order_mark_is_not_an_error():
   assert parse_event(b"\xef\xbb\xbf" + _ev().encode()).text == "hello there"
+
+
+def test_the_largest_integer_python_converts_is_still_accepted():
+  assert parse_event('{"session_id": "s", "text": "x", "timestamp": 1, "attributes": {"n": '
+                     + "7" * 4300 + "}}").attributes["n"] == int("7" * 4300)
