@@ -30,7 +30,7 @@ def parse_knowledge(raw) -> AgentEvent:
   question, _ = redact(fields["question"])
   answer, _ = redact(fields["answer"])
   tenant = obj.get("tenant") if isinstance(obj.get("tenant"), str) else ""
-  return AgentEvent(event_id=f"kb:{fields['id']}", session_id="", text=question, timestamp=0.0,
+  return AgentEvent(event_id=fields["id"], session_id="", text=question, timestamp=0.0,
                     attributes={"answer": answer, "topic": str(obj.get("topic", "")),
                                 "knowledge_id": fields["id"]},
                     tenant=tenant, kind=KIND_KNOWLEDGE)
