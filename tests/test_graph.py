@@ -121,3 +121,41 @@ def test_events_cannot_overwrite_or_forge_knowledge(tmp_path, handler):
     assert (entry.text, entry.metadata["answer"]) == ("How do I reset my password?",
                                                       "Settings > Security > Reset password.")
     assert store.count(QueryFilter(kind="event")) == 3
+
+
+def _stamped(pcoll, label, id_of):
+  return pcoll | f"Stamp{label}" >> beam.Map(lambda x, ts=beam.DoFn.TimestampParam: (label, id_of(x), float(ts)))
+
+
+def test_every_stage_keeps_each_event_time_and_decisions_window_by_it(tmp_path, handler):
+  """RunInference's batching used to emit every batch at the end of the global window, so
+  everything after Embed (decisions too) carried the timestamp 9223371950454.77."""
+  from apache_beam.transforms.window import FixedWindows
+
+  from agentflow import Decide, Embed, Preprocess, Retrieve, VectorUpsert
+  from agentflow.stages.memory import SessionMemory
+  store = _store(tmp_path, handler)
+  t0 = 1772442000  # 2026-03-02T09:00:00Z, a multiple of 30 minutes
+  msgs = [json.dumps({"event_id": f"e{i}", "session_id": f"s{i % 2}", "text": f"question {i} about passwords",
+                      "timestamp": t0 + 600 * i}) for i in range(6)]
+  expected_ts = {f"e{i}": float(t0 + 600 * i) for i in range(6)}
+  with TestPipeline() as p:
+    events = p | beam.Create(msgs) | Preprocess()
+    embedded = events | Embed(handler)
+    written = embedded | VectorUpsert(store)
+    retrieved = written | Retrieve(store)
+    remembered = retrieved | SessionMemory()
+    decisions = remembered | Decide(RetrievalAnswerPolicy())
+    stamps = [_stamped(events, "preprocess", lambda e: e.event_id), _stamped(embedded, "embed", lambda e: e.event_id),
+              _stamped(written, "upsert", lambda e: e.event_id),
+              _stamped(retrieved, "retrieve", lambda r: r.event.event_id),
+              _stamped(remembered, "memory", lambda r: r.event.event_id),
+              _stamped(decisions, "decide", lambda d: d.event_id)]
+    stages = ("preprocess", "embed", "upsert", "retrieve", "memory", "decide")
+    assert_that(stamps | beam.Flatten(), equal_to([(s, e, ts) for s in stages for e, ts in expected_ts.items()]))
+  with TestPipeline() as p:
+    decisions = p | beam.Create(msgs) | AgentGraph(handler, store, RetrievalAnswerPolicy())
+    windows = (decisions | beam.WindowInto(FixedWindows(1800)) | beam.Map(lambda d: ("all", d.event_id))
+               | beam.GroupByKey()
+               | beam.Map(lambda kv, w=beam.DoFn.WindowParam: (int(w.start) - t0, sorted(kv[1]))))
+    assert_that(windows, equal_to([(0, ["e0", "e1", "e2"]), (1800, ["e3", "e4", "e5"])]), label="windows")
