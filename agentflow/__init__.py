@@ -1,6 +1,6 @@
 """agentflow: streaming autonomous-agent workflows on Apache Beam.
 
-Preprocess -> Embed (RunInference) -> VectorUpsert -> Retrieve -> Decide, each a
+Preprocess -> Dedupe -> Embed (RunInference) -> VectorUpsert -> Retrieve -> Decide, each a
 PTransform usable alone, composed by `AgentGraph`.
 """
 from agentflow.io.pubsub_portable import PublishToPubSub, PullConfig, PullFromPubSub
@@ -10,6 +10,7 @@ from agentflow.options import AgentflowOptions
 from agentflow.policies import AnomalyThresholdPolicy, DecisionPolicy, RetrievalAnswerPolicy, SimilarityRoutingPolicy
 from agentflow.stages.base import DeadLetterError, RetryPolicy
 from agentflow.stages.decide import Decide
+from agentflow.stages.dedupe import Dedupe, DedupeConfig
 from agentflow.stages.embed import Embed
 from agentflow.stages.graph import AgentGraph, GraphConfig
 from agentflow.stages.knowledge import IngestKnowledge, parse_knowledge
@@ -37,7 +38,8 @@ def __getattr__(name):
 
 __all__ = [
     "AgentEvent", "AgentGraph", "AgentflowOptions", "AnomalyThresholdPolicy", "CachingEmbeddingHandler",
-    "DeadLetter", "DeadLetterError", "Decide", "Decision", "DecisionPolicy", "Document", "Embed",
+    "DeadLetter", "DeadLetterError", "Decide", "Decision", "DecisionPolicy", "Dedupe", "DedupeConfig", "Document",
+    "Embed",
     "EmbeddingModelHandler", "GraphConfig", "Hit", "IngestKnowledge", "InvalidEvent", "LocalStoreConfig",
     "LocalVectorStore", "Preprocess", "PreprocessConfig", "PublishToPubSub", "PullConfig", "PullFromPubSub",
     "QueryFilter", "Retrieval", "RetrievalAnswerPolicy", "Retrieve", "RetrieveConfig", "RetryPolicy", "RunSummary",

@@ -43,6 +43,7 @@ from agentflow.observability.progress import ShowProgress
 from agentflow.observability.summary import RunSummary
 from agentflow.options import AgentflowOptions
 from agentflow.policies.retrieval_answer import RetrievalAnswerPolicy
+from agentflow.stages.dedupe import DedupeConfig
 from agentflow.stages.graph import AgentGraph, GraphConfig
 from agentflow.stages.knowledge import IngestKnowledge
 from agentflow.stages.preprocess import PreprocessConfig
@@ -85,6 +86,7 @@ def build(p: beam.Pipeline, opts: AgentflowOptions, source=None) -> Tuple[beam.P
   """Add the agent graph to `p`; returns (decisions, dead_letters) after wiring the sinks."""
   handler, store, policy = components(opts)
   config = GraphConfig(preprocess=PreprocessConfig(max_text_chars=opts.max_text_chars),
+                       dedupe=DedupeConfig(opts.dedupe_horizon_s) if opts.dedupe_horizon_s else None,
                        upsert=UpsertConfig(batch_size=opts.store_batch_size),
                        retrieve=RetrieveConfig(k=opts.top_k, batch_size=opts.store_batch_size))
   raw = p | "Read" >> (source or ReadEvents(source_from_options(opts)))

@@ -72,6 +72,7 @@ class AgentEvent:
   embedding: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
   model_id: str = ""
   trace_id: str = ""
+  payload_digest: str = field(default="", compare=False)
 
   @property
   def doc_id(self) -> str:

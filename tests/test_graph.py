@@ -132,7 +132,7 @@ def test_every_stage_keeps_each_event_time_and_decisions_window_by_it(tmp_path, 
   everything after Embed (decisions too) carried the timestamp 9223371950454.77."""
   from apache_beam.transforms.window import FixedWindows
 
-  from agentflow import Decide, Embed, Preprocess, Retrieve, VectorUpsert
+  from agentflow import Decide, Dedupe, Embed, Preprocess, Retrieve, VectorUpsert
   from agentflow.stages.memory import SessionMemory
   store = _store(tmp_path, handler)
   t0 = 1772442000  # 2026-03-02T09:00:00Z, a multiple of 30 minutes
@@ -141,17 +141,19 @@ def test_every_stage_keeps_each_event_time_and_decisions_window_by_it(tmp_path, 
   expected_ts = {f"e{i}": float(t0 + 600 * i) for i in range(6)}
   with TestPipeline() as p:
     events = p | beam.Create(msgs) | Preprocess()
-    embedded = events | Embed(handler)
+    deduped = events | Dedupe()
+    embedded = deduped | Embed(handler)
     written = embedded | VectorUpsert(store)
     retrieved = written | Retrieve(store)
     remembered = retrieved | SessionMemory()
     decisions = remembered | Decide(RetrievalAnswerPolicy())
-    stamps = [_stamped(events, "preprocess", lambda e: e.event_id), _stamped(embedded, "embed", lambda e: e.event_id),
+    stamps = [_stamped(events, "preprocess", lambda e: e.event_id), _stamped(deduped, "dedupe", lambda e: e.event_id),
+              _stamped(embedded, "embed", lambda e: e.event_id),
               _stamped(written, "upsert", lambda e: e.event_id),
               _stamped(retrieved, "retrieve", lambda r: r.event.event_id),
               _stamped(remembered, "memory", lambda r: r.event.event_id),
               _stamped(decisions, "decide", lambda d: d.event_id)]
-    stages = ("preprocess", "embed", "upsert", "retrieve", "memory", "decide")
+    stages = ("preprocess", "dedupe", "embed", "upsert", "retrieve", "memory", "decide")
     assert_that(stamps | beam.Flatten(), equal_to([(s, e, ts) for s in stages for e, ts in expected_ts.items()]))
   with TestPipeline() as p:
     decisions = p | beam.Create(msgs) | AgentGraph(handler, store, RetrievalAnswerPolicy())

@@ -44,13 +44,23 @@ def example_run(tmp_path_factory):
 def test_every_input_is_accounted_for(example_run):
   summary, decisions, dead, out = example_run
   inputs = _lines(EVENTS)
+  redeliveries = len(inputs) - len(set(inputs))
+  assert (len(inputs), redeliveries) == (307, 4)
   assert summary.inputs == len(inputs)
-  assert len(decisions) + len(dead) == len(inputs)
+  assert len(decisions) + len(dead) + redeliveries == len(inputs)
+  assert (len(decisions), len(dead), summary.duplicates) == (297, 6, 4)
   assert summary.decisions == len(decisions) and summary.dead_letters == len(dead)
   assert summary.accounted
   assert json.loads(open(out / "summary.json").read())["accounted"] is True
   for d in dead:
     assert d["stage"] and d["reason"] and d["payload"] in inputs
+
+
+def test_redeliveries_get_no_second_decision(example_run):
+  _, decisions, _, _ = example_run
+  ids = [d["event_id"] for d in decisions]
+  assert len(ids) == len(set(ids))
+  assert {"evt-0023", "evt-0100", "evt-0173", "evt-0236"} <= set(ids)
 
 
 def test_bad_lines_are_dead_lettered_with_reasons(example_run):
@@ -149,6 +159,7 @@ def test_prometheus_metrics_dump(example_run):
   assert values['agentflow_stage_elements_total{stage="preprocess",direction="in"}'] == len(_lines(EVENTS))
   assert values['agentflow_stage_elements_total{stage="decide",direction="out"}'] == len(decisions)
   assert sum(v for k, v in values.items() if k.startswith("agentflow_dead_letters_total")) == len(dead)
+  assert values["agentflow_duplicates_dropped_total"] == 4
   assert values["agentflow_run_accounted"] == 1
   assert values['agentflow_latency_ms_count{stage="embed"}'] >= 1
 

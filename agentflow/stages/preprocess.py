@@ -31,6 +31,7 @@ _MAX_TS = 253402300800.0  # 10000-01-01T00:00:00Z, exclusive
 _MAX_EPOCH_S = 1e11  # numbers below this are seconds (before the year 5138) ...
 _MIN_EPOCH_MS = 1e12  # ... and from this on milliseconds (2001-09-09 on); between them, either
 _MAX_INT_DIGITS = 4300  # Python's own limit on converting digit strings to int
+_MAX_INT = 10 ** _MAX_INT_DIGITS
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
@@ -205,6 +206,8 @@ def _attributes(obj: Mapping, config: PreprocessConfig) -> Tuple[dict, dict]:
       raise InvalidEvent("wrong_type", f"attribute {k[:64]!r} must be a scalar, got {type(v).__name__}")
     if isinstance(v, float) and not math.isfinite(v):
       raise InvalidEvent("wrong_type", f"attribute {k[:64]!r} is {v}; only finite numbers are stored")
+    if isinstance(v, int) and abs(v) >= _MAX_INT:
+      raise InvalidEvent("number_too_large", f"attribute {k[:64]!r} has over {_MAX_INT_DIGITS} digits")
     if isinstance(v, str):
       v, found = redact(normalize_text(v), config.redaction)
       for kind, n in found.items():
@@ -249,7 +252,14 @@ def parse_event(raw: Union[bytes, str, Mapping], config: PreprocessConfig = Prep
   language = detect_language(text) if config.detect_language else "und"
   return AgentEvent(event_id=event_id, session_id=session_id, text=text, timestamp=timestamp,
                     attributes=attributes, tenant=tenant, language=language, redactions=counts,
-                    trace_id=trace_id_of(attributes, event_id))
+                    trace_id=trace_id_of(attributes, event_id), payload_digest=payload_digest(obj))
+
+
+def payload_digest(obj: Mapping) -> str:
+  """A digest of the message as sent (before redaction), key order aside: what tells a
+  redelivery (same digest) from a different event reusing an id."""
+  canonical = json.dumps(obj, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=repr)
+  return hashlib.blake2b(canonical.encode("ascii"), digest_size=16).hexdigest()
 
 
 def trace_id_of(attributes: Mapping, event_id: str) -> str:
