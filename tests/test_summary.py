@@ -1,4 +1,5 @@
-"""RunSummary: the accounting identity with dropped duplicates, and what `agentflow run` exits with."""
+"""RunSummary: the accounting identity with dropped duplicates, what `agentflow run` exits with, and
+the dead-letter reasons it counts, each documented in README."""
 from agentflow.cli import _run
 from agentflow.observability.summary import RunSummary
 
@@ -24,3 +25,20 @@ def test_a_lost_element_still_breaks_the_identity_and_the_exit_code(monkeypatch)
   assert _run([]) == 3
   monkeypatch.setattr("agentflow.job.run", lambda argv: RunSummary.from_counters(COUNTERS))
   assert _run([]) == 0
+
+
+def test_readme_documents_every_dead_letter_reason():
+  import os
+  import re
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  reasons = set()
+  for folder, _, files in os.walk(os.path.join(root, "agentflow")):
+    for name in files:
+      if name.endswith(".py"):
+        text = open(os.path.join(folder, name), encoding="utf-8").read()
+        reasons |= set(re.findall(r'(?:InvalidEvent|dead_letter)\(\s*"([a-z0-9_]+)"', text))
+        for chosen in re.findall(r'reason = "([a-z0-9_]+)" if .* else "([a-z0-9_]+)"', text):
+          reasons |= set(chosen)
+  assert {"invalid_utf8", "conflicting_event_id", "internal_error", "invalid_unicode", "dimension_mismatch"} <= reasons
+  table = open(os.path.join(root, "README.md"), encoding="utf-8").read()
+  assert not [r for r in sorted(reasons) if f"`{r}`" not in table]
