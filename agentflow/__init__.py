@@ -1,6 +1,6 @@
 """agentflow: streaming autonomous-agent workflows on Apache Beam.
 
-Preprocess -> Embed (RunInference) -> VectorUpsert -> Retrieve -> Decide, each a
+Preprocess -> Dedupe -> Embed (RunInference) -> VectorUpsert -> Retrieve -> Decide, each a
 PTransform usable alone, composed by `AgentGraph`.
 
 The names below are imported on first use, so `import agentflow` (and the `agentflow`
@@ -32,6 +32,8 @@ _EXPORTS = {
     "StoreEnrichmentHandler": "agentflow.stages.beam_adapters",
     "StoreWriteConfig": "agentflow.stages.beam_adapters",
     "Decide": "agentflow.stages.decide",
+    "Dedupe": "agentflow.stages.dedupe",
+    "DedupeConfig": "agentflow.stages.dedupe",
     "Embed": "agentflow.stages.embed",
     "AgentGraph": "agentflow.stages.graph",
     "GraphConfig": "agentflow.stages.graph",
@@ -80,6 +82,7 @@ if TYPE_CHECKING:
   from agentflow.stages.base import DeadLetterError
   from agentflow.stages.beam_adapters import StoreEnrichmentHandler, StoreWriteConfig
   from agentflow.stages.decide import Decide
+  from agentflow.stages.dedupe import Dedupe, DedupeConfig
   from agentflow.stages.embed import Embed
   from agentflow.stages.graph import AgentGraph, GraphConfig
   from agentflow.stages.knowledge import IngestKnowledge, parse_knowledge

@@ -29,6 +29,7 @@ from agentflow.io import (
   PubSubSink,
   PubSubSource,
   ReadEvents,
+  ReadFiles,
   Sink,
   Source,
   WriteRecords,
@@ -42,6 +43,7 @@ from agentflow.observability.progress import ShowProgress
 from agentflow.observability.summary import RunSummary
 from agentflow.options import AgentflowOptions
 from agentflow.policies.retrieval_answer import RetrievalAnswerPolicy
+from agentflow.stages.dedupe import DedupeConfig
 from agentflow.stages.graph import AgentGraph, GraphConfig
 from agentflow.stages.knowledge import IngestKnowledge
 from agentflow.stages.preprocess import PreprocessConfig
@@ -84,6 +86,7 @@ def build(p: beam.Pipeline, opts: AgentflowOptions, source=None) -> Tuple[beam.P
   """Add the agent graph to `p`; returns (decisions, dead_letters) after wiring the sinks."""
   handler, store, policy = components(opts)
   config = GraphConfig(preprocess=PreprocessConfig(max_text_chars=opts.max_text_chars),
+                       dedupe=DedupeConfig(opts.dedupe_horizon_s) if opts.dedupe_horizon_s else None,
                        upsert=UpsertConfig(batch_size=opts.store_batch_size),
                        retrieve=RetrieveConfig(k=opts.top_k, batch_size=opts.store_batch_size))
   raw = p | "Read" >> (source or ReadEvents(source_from_options(opts)))
@@ -106,7 +109,7 @@ def ingest_knowledge(options: PipelineOptions) -> RunSummary:
   handler, store, _ = components(opts)
   start = time.monotonic()
   with beam.Pipeline(options=options) as p:
-    written, dead = (p | "ReadKnowledge" >> beam.io.ReadFromText(opts.knowledge)
+    written, dead = (p | "ReadKnowledge" >> ReadFiles(FileSource(opts.knowledge))
                      | "Knowledge" >> IngestKnowledge(handler, store, UpsertConfig(
                          batch_size=opts.store_batch_size)).with_dead_letters())
     _ = dead | "WriteKnowledgeDeadLetters" >> WriteRecords(FileSink(opts.dead_letter_output + ".knowledge"))

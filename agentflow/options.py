@@ -65,6 +65,9 @@ class AgentflowOptions(PipelineOptions):
                         help="Documents per store write / queries per store call.")
     parser.add_argument("--max_text_chars", type=int, default=20000,
                         help="Longer event texts are dead-lettered.")
+    parser.add_argument("--dedupe_horizon_s", type=float, default=86400.0,
+                        help="Seconds of event time an event id is remembered, so a redelivery gets no second "
+                             "decision; 0 turns dedupe off.")
     parser.add_argument("--summary_output", default=None,
                         help="Write the run summary (JSON) here as well as printing it.")
     parser.add_argument("--audit_output", default=None,

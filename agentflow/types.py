@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
@@ -24,9 +25,36 @@ def trace_id_for(key: str) -> str:
   return hashlib.blake2b(key.encode("utf-8", "backslashreplace"), digest_size=16).hexdigest()
 
 
-def document_id(event_id: str, tenant: str = "") -> str:
-  """Deterministic store id for an event: replays overwrite instead of duplicating."""
-  return hashlib.blake2b(f"{tenant}\x1f{event_id}".encode(), digest_size=16).hexdigest()
+_NAMESPACE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_KNOWLEDGE_ID = re.compile(rf"{KIND_KNOWLEDGE}-[0-9a-f]{{32}}")
+
+
+def _digest(key: str) -> str:
+  return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
+
+def document_id(source_id: str, tenant: str = "", namespace: str = KIND_EVENT) -> str:
+  """Deterministic store id of `source_id` in `namespace` (a document kind): replays overwrite, not duplicate.
+
+  Event ids are 32 hex digits, as before namespaces existed, so replays into an existing
+  store stay idempotent. Any other namespace gets `<namespace>-` and a hash that includes
+  the namespace: no event id, whatever it says, can name a knowledge document.
+  """
+  if namespace == KIND_EVENT:
+    return _digest(f"{tenant}\x1f{source_id}")
+  if not _NAMESPACE.fullmatch(namespace):
+    raise ValueError(f"document namespace {namespace!r} must be lower-case letters, digits and '_' "
+                     "(at most 32, starting with a letter); it is the document's kind")
+  return f"{namespace}-" + _digest(f"{namespace}\x1f{tenant}\x1f{source_id}")
+
+
+def is_knowledge(hit) -> bool:
+  """True only for a document written by knowledge ingestion: kind knowledge and an id in its namespace.
+
+  Policies take known answers from these alone, so an event's attributes cannot forge one,
+  whatever kind the retrieval asks for.
+  """
+  return hit.kind == KIND_KNOWLEDGE and bool(_KNOWLEDGE_ID.fullmatch(hit.id))
 
 
 @dataclass
@@ -44,10 +72,11 @@ class AgentEvent:
   embedding: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
   model_id: str = ""
   trace_id: str = ""
+  payload_digest: str = field(default="", compare=False)
 
   @property
   def doc_id(self) -> str:
-    return document_id(self.event_id, self.tenant)
+    return document_id(self.event_id, self.tenant, self.kind)
 
   def with_embedding(self, vector: np.ndarray, model_id: str) -> AgentEvent:
     return dataclasses.replace(self, embedding=np.asarray(vector, dtype=np.float32), model_id=model_id)

@@ -50,8 +50,8 @@ def _points(body):
 def test_run_pushes_its_metrics_to_the_collector(tmp_path, collector):
   url, received = collector
   events = tmp_path / "e.jsonl"
-  events.write_text("\n".join([json.dumps({"event_id": "o1", "session_id": "s", "text": "reset my password",
-                                           "timestamp": 1772442900}), "not json"]) + "\n")
+  event = json.dumps({"event_id": "o1", "session_id": "s", "text": "reset my password", "timestamp": 1772442900})
+  events.write_text("\n".join([event, "not json", event]) + "\n")
   summary = run(["--input", str(events), "--store", f"local:{tmp_path}/s", "--decisions_output",
                  str(tmp_path / "d"), "--dead_letter_output", str(tmp_path / "dl"), "--progress_interval", "0",
                  "--otlp_endpoint", url], out=open(os.devnull, "w"))
@@ -61,6 +61,7 @@ def test_run_pushes_its_metrics_to_the_collector(tmp_path, collector):
   body = received[0][2]
   service, points = _points(body)
   assert service == "agentflow"
-  assert points[("agentflow.stage.elements", (("direction", "in"), ("stage", "preprocess")))] == 2
+  assert points[("agentflow.stage.elements", (("direction", "in"), ("stage", "preprocess")))] == 3
+  assert points[("agentflow.duplicates_dropped", ())] == 1
   assert points[("agentflow.dead_letters", (("reason", "invalid_json"), ("stage", "preprocess")))] == 1
   assert sum(v for (name, _), v in points.items() if name == "agentflow.decisions") == 1

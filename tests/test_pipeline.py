@@ -44,13 +44,23 @@ def example_run(tmp_path_factory):
 def test_every_input_is_accounted_for(example_run):
   summary, decisions, dead, out = example_run
   inputs = _lines(EVENTS)
+  redeliveries = len(inputs) - len(set(inputs))
+  assert (len(inputs), redeliveries) == (307, 4)
   assert summary.inputs == len(inputs)
-  assert len(decisions) + len(dead) == len(inputs)
+  assert len(decisions) + len(dead) + redeliveries == len(inputs)
+  assert (len(decisions), len(dead), summary.duplicates) == (297, 6, 4)
   assert summary.decisions == len(decisions) and summary.dead_letters == len(dead)
   assert summary.accounted
   assert json.loads(open(out / "summary.json").read())["accounted"] is True
   for d in dead:
     assert d["stage"] and d["reason"] and d["payload"] in inputs
+
+
+def test_redeliveries_get_no_second_decision(example_run):
+  _, decisions, _, _ = example_run
+  ids = [d["event_id"] for d in decisions]
+  assert len(ids) == len(set(ids))
+  assert {"evt-0023", "evt-0100", "evt-0173", "evt-0236"} <= set(ids)
 
 
 def test_bad_lines_are_dead_lettered_with_reasons(example_run):
@@ -151,6 +161,7 @@ def test_prometheus_metrics_dump(example_run):
   assert values['agentflow_stage_elements_total{stage="preprocess",direction="in"}'] == len(_lines(EVENTS))
   assert values['agentflow_stage_elements_total{stage="decide",direction="out"}'] == len(decisions)
   assert sum(v for k, v in values.items() if k.startswith("agentflow_dead_letters_total")) == len(dead)
+  assert values["agentflow_duplicates_dropped_total"] == 4
   assert values["agentflow_run_accounted"] == 1
   assert values['agentflow_latency_ms_count{stage="embed"}'] >= 1
 
@@ -210,3 +221,23 @@ def test_onnx_backend_makes_the_same_decisions(example_run, tmp_path, monkeypatc
     got = onnx[d["event_id"]]
     assert (got["action"], got["metadata"].get("knowledge_id")) == (d["action"], d["metadata"].get("knowledge_id"))
     assert got["confidence"] == pytest.approx(d["confidence"], abs=1e-3)
+
+
+def test_a_line_that_is_not_utf8_is_dead_lettered_and_the_rest_decided(tmp_path):
+  """A Latin-1 byte in a file input used to fail Beam's text source and the whole run (exit 1)."""
+  from agentflow.cli import main
+  lines = [line.encode("utf-8") for line in _lines(EVENTS)[:6]]
+  latin1 = json.dumps({"event_id": "latin-1", "session_id": "s-x", "text": "caf\u00e9 menu",
+                       "timestamp": 1772442900}, ensure_ascii=False).encode("latin-1")
+  (tmp_path / "events.jsonl").write_bytes(b"\n".join(lines[:3] + [latin1] + lines[3:]) + b"\n")
+  code = main(["run", "--input", str(tmp_path / "events.jsonl"), "--knowledge", KNOWLEDGE,
+               "--store", f"local:{tmp_path}/store", "--decisions_output", str(tmp_path / "d.jsonl"),
+               "--dead_letter_output", str(tmp_path / "dl.jsonl"), "--summary_output", str(tmp_path / "s.json"),
+               "--progress_interval", "0"])
+  assert code == 0
+  dead = [json.loads(line) for line in _lines(tmp_path / "dl.jsonl")]
+  assert [(d["stage"], d["reason"]) for d in dead] == [("preprocess", "invalid_utf8")]
+  assert dead[0]["payload"] == latin1.decode("utf-8", "backslashreplace")
+  assert len(_lines(tmp_path / "d.jsonl")) == 6
+  summary = json.loads((tmp_path / "s.json").read_text())
+  assert (summary["inputs"], summary["decisions"], summary["dead_letters"], summary["accounted"]) == (7, 6, 1, True)

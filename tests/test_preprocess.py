@@ -30,7 +30,21 @@ def _ev(**kw):
     (_ev(timestamp="yesterday"), "bad_timestamp"),
     (_ev(timestamp=-5), "bad_timestamp"),
     (_ev(timestamp=True), "bad_timestamp"),
-    (_ev(timestamp=float("nan")), "bad_timestamp"),
+    (_ev(timestamp=float("nan")), "invalid_json"),
+    ({"session_id": "s", "text": "x", "timestamp": float("nan")}, "bad_timestamp"),
+    ({"session_id": "s", "text": "x", "timestamp": 10 ** 5000}, "bad_timestamp"),
+    (_ev(attributes={"score": float("nan")}), "invalid_json"),
+    (_ev(attributes={"score": float("inf")}), "invalid_json"),
+    (_ev(attributes={"score": float("-inf")}), "invalid_json"),
+    ('{"session_id": "s", "text": "x", "timestamp": 1, "attributes": {"n": 1e999}}', "number_too_large"),
+    ('{"session_id": "s", "text": "x", "timestamp": 1, "attributes": {"n": ' + "7" * 4301 + "}}",
+     "number_too_large"),
+    ({"session_id": "s", "text": "x", "timestamp": 1, "attributes": {"n": float("nan")}}, "wrong_type"),
+    (_ev(timestamp=253402300800), "bad_timestamp"),
+    (_ev(timestamp="253402300800"), "bad_timestamp"),
+    (_ev(timestamp=10 ** 11), "bad_timestamp"),
+    (_ev(timestamp=10 ** 12 - 1), "bad_timestamp"),
+    (_ev(timestamp=253402300800000), "bad_timestamp"),
     (_ev(attributes=[1]), "wrong_type"),
     (_ev(attributes={"a": {"nested": 1}}), "wrong_type"),
     (_ev(attributes={str(i): i for i in range(65)}), "too_many_attributes"),
@@ -41,9 +55,13 @@ def _ev(**kw):
     ('{"session_id": "s", "text": "ok", "timestamp": 1, "attributes": {"k": "\\ud800"}}', "invalid_unicode"),
 ])
 def test_invalid_events_have_reasons(raw, reason):
+  assert _reason(parse_event, raw) == reason
+
+
+def _reason(parse, raw):
   with pytest.raises(InvalidEvent) as e:
-    parse_event(raw)
-  assert e.value.reason == reason
+    parse(raw)
+  return e.value.reason
 
 
 def test_payload_size_limit():
@@ -69,6 +87,11 @@ def test_normalises_and_keeps_fields():
     (1772442900, 1772442900.0),
     (1772442900123, 1772442900.123),
     ("1772442900", 1772442900.0),
+    (99999999999, 99999999999.0),
+    (10 ** 12, 10 ** 9),
+    (253402300799999, 253402300799.999),
+    ("9999-12-31T23:59:59Z", 253402300799.0),
+    (0, 0.0),
 ])
 def test_timestamps(value, expected):
   assert parse_timestamp(value) == pytest.approx(expected)
@@ -110,3 +133,20 @@ def test_dead_letter_payloads_are_always_valid_utf8():
   assert [o.value.reason for o in outs] == ["invalid_json", "missing_field"]
   for o in outs:
     o.value.to_json().encode("utf-8")
+
+
+def test_knowledge_entries_are_rejected_with_the_same_reasons_as_events():
+  from agentflow.stages.knowledge import parse_knowledge
+  bad = [b'{"id": "k", "question": "caf\xe9?", "answer": "yes"}', "[" * 100000 + "]" * 100000, "[1]",
+         '{"id": "k", "question": "q"}']
+  assert [_reason(parse_knowledge, raw) for raw in bad] == ["invalid_utf8", "invalid_json", "not_an_object",
+                                                            "missing_field"]
+
+
+def test_a_leading_byte_order_mark_is_not_an_error():
+  assert parse_event(b"\xef\xbb\xbf" + _ev().encode()).text == "hello there"
+
+
+def test_the_largest_integer_python_converts_is_still_accepted():
+  assert parse_event('{"session_id": "s", "text": "x", "timestamp": 1, "attributes": {"n": '
+                     + "7" * 4300 + "}}").attributes["n"] == int("7" * 4300)

@@ -22,7 +22,7 @@ from agentflow.models.base import EmbeddingModelHandler
 from agentflow.policies.base import DecisionPolicy
 from agentflow.stores.base import TransientReason
 from agentflow.stores.local import LocalVectorStore
-from agentflow.types import KIND_KNOWLEDGE, Hit, Retrieval
+from agentflow.types import KIND_KNOWLEDGE, Hit, Retrieval, document_id
 
 
 def _event(i, text, kind="event", **attrs):
@@ -228,16 +228,17 @@ class _Exploding(DecisionPolicy):
 
 def test_decide_reply_escalate_and_policy_errors():
   ev = _event(1, "q")
-  answer = Hit(id="kb1", score=0.83, text="known q", kind="knowledge", metadata={"answer": "do X"})
-  weak = Hit(id="kb2", score=0.31, text="other", kind="knowledge", metadata={"answer": "do Y"})
+  kb1, kb2 = document_id("kb1", namespace=KIND_KNOWLEDGE), document_id("kb2", namespace=KIND_KNOWLEDGE)
+  answer = Hit(id=kb1, score=0.83, text="known q", kind="knowledge", metadata={"answer": "do X"})
+  weak = Hit(id=kb2, score=0.31, text="other", kind="knowledge", metadata={"answer": "do Y"})
 
   with TestPipeline() as p:
     ds = (p | beam.Create([Retrieval(ev, [weak, answer]), Retrieval(_event(2, "r"), [weak]),
                            Retrieval(_event(3, "s"), [])])
           | Decide(RetrievalAnswerPolicy(threshold=0.6)))
     assert_that(ds | beam.Map(lambda d: (d.event_id, d.action, d.response, tuple(d.cited_ids), d.confidence)),
-                equal_to([("e1", "reply", "do X", ("kb1",), 0.83),
-                          ("e2", "escalate", "", ("kb2",), 0.69),
+                equal_to([("e1", "reply", "do X", (kb1,), 0.83),
+                          ("e2", "escalate", "", (kb2,), 0.69),
                           ("e3", "escalate", "", (), 1.0)]))
   with TestPipeline() as p:
     ok, dead = p | beam.Create([Retrieval(ev, [])]) | Decide(_Exploding()).with_dead_letters()

@@ -31,7 +31,9 @@ class ReadEvents(beam.PTransform):
     self.source = source
 
   def expand(self, pbegin):
-    return pbegin | _READERS[type(self.source)](self.source)
+    # Expanded in place, not applied as a child, so step names stay "Read/ReadPubSub",
+    # "Read/PullPubSub", ...: Dataflow matches steps by name when a streaming job is updated.
+    return _READERS[type(self.source)](self.source).expand(pbegin)
 
 
 class WriteRecords(beam.PTransform):
@@ -44,7 +46,7 @@ class WriteRecords(beam.PTransform):
     self.sink = sink
 
   def expand(self, pcoll):
-    return pcoll | _WRITERS[type(self.sink)](self.sink)
+    return _WRITERS[type(self.sink)](self.sink).expand(pcoll)  # in place: step names as before
 
 
 __all__ = [

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import apache_beam as beam
+from apache_beam.coders import BytesCoder
 
 from agentflow.io.config import FileSink, FileSource
 
 
 class ReadFiles(beam.PTransform):
-  """One element per line of the files `source.pattern` matches."""
+  """One element per line of the files `source.pattern` matches, as bytes.
+
+  Lines are not decoded here: Beam's text source raises on the first byte that is not
+  UTF-8 and fails the whole run, while Preprocess dead-letters that one line
+  (`invalid_utf8`) and decides the rest.
+  """
 
   def __init__(self, source: FileSource):
     super().__init__()
@@ -15,7 +21,8 @@ class ReadFiles(beam.PTransform):
 
   def expand(self, pbegin):
     pattern = self.source.pattern
-    return pbegin | "ReadFiles" >> beam.io.ReadFromText(pattern, validate="://" not in pattern)
+    return pbegin | "ReadFiles" >> beam.io.ReadFromText(pattern, coder=BytesCoder(),
+                                                        validate="://" not in pattern)
 
 
 class WriteFile(beam.PTransform):

@@ -1,7 +1,7 @@
 """Optional OTLP export: the run summary's counters pushed to an OpenTelemetry collector.
 
 `--otlp_endpoint http://collector:4318` sends, once at the end of a run, per-stage element
-counts, dead letters by reason, decisions by action and PII redactions as OTLP/HTTP
+counts, dead letters by reason, decisions by action, duplicates dropped and PII redactions as OTLP/HTTP
 metrics (protobuf), tagged `service.name=agentflow`. Needs the `otlp` extra.
 """
 from __future__ import annotations
@@ -34,6 +34,9 @@ def export_summary(summary: RunSummary, endpoint: str, service_name: str = "agen
   decisions = meter.create_counter("agentflow.decisions", description="Decisions by action")
   for action, n in summary.actions.items():
     decisions.add(n, {"action": action})
+  duplicates = meter.create_counter("agentflow.duplicates_dropped",
+                                    description="Redeliveries dropped by Dedupe (same event id and payload)")
+  duplicates.add(summary.duplicates)
   pii = meter.create_counter("agentflow.pii.redacted", description="PII spans redacted, by kind")
   for kind, n in summary.pii_redacted.items():
     pii.add(n, {"kind": kind})

@@ -9,15 +9,21 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from agentflow.observability.metrics import INFERENCE_NAMESPACE, NAMESPACE
 
-STAGES = ("knowledge", "preprocess", "embed", "upsert", "retrieve", "decide")
+STAGES = ("knowledge", "preprocess", "dedupe", "embed", "upsert", "retrieve", "decide")
+DUPLICATES = "dedupe.duplicates"
 
 
 @dataclass
 class RunSummary:
-  """What a finished run did. `accounted` is true when decisions + dead letters = inputs."""
+  """What a finished run did. `accounted` is true when decisions + dead letters + duplicates = inputs.
+
+  `duplicates` are redeliveries Dedupe dropped (same event id, same payload): counted
+  here rather than dead-lettered, so the identity still accounts for every input.
+  """
   inputs: int = 0
   decisions: int = 0
   dead_letters: int = 0
+  duplicates: int = 0
   stages: Dict[str, Dict[str, int]] = field(default_factory=dict)
   dead_letter_reasons: Dict[str, int] = field(default_factory=dict)
   actions: Dict[str, int] = field(default_factory=dict)
@@ -28,7 +34,7 @@ class RunSummary:
 
   @property
   def accounted(self) -> bool:
-    return self.decisions + self.dead_letters == self.inputs
+    return self.decisions + self.dead_letters + self.duplicates == self.inputs
 
   @classmethod
   def from_counters(cls, counters: Dict[str, int], first_stage: str = "preprocess",
@@ -41,6 +47,8 @@ class RunSummary:
       elif stage in STAGES and rest.startswith("dead_letter."):
         s.dead_letter_reasons[f"{stage}.{rest[len('dead_letter.'):]}"] = value
         s.dead_letters += value
+      elif name == DUPLICATES:
+        s.duplicates = value
       elif stage == "decision":
         s.actions[rest] = value
       elif stage == "pii":
@@ -81,7 +89,10 @@ class RunSummary:
       stage = name.split(".")[0]
       out.append(f'agentflow_latency_ms_sum{{stage="{stage}"}} {d["sum"]}')
       out.append(f'agentflow_latency_ms_count{{stage="{stage}"}} {d["count"]}')
-    out += ["# HELP agentflow_run_accounted 1 when decisions + dead letters = inputs.",
+    out += ["# HELP agentflow_duplicates_dropped_total Redeliveries dropped by Dedupe (same event id and payload).",
+            "# TYPE agentflow_duplicates_dropped_total counter",
+            f"agentflow_duplicates_dropped_total {self.duplicates}"]
+    out += ["# HELP agentflow_run_accounted 1 when decisions + dead letters + duplicates dropped = inputs.",
             "# TYPE agentflow_run_accounted gauge", f"agentflow_run_accounted {int(self.accounted)}"]
     return "\n".join(out) + "\n"
 
@@ -92,8 +103,9 @@ class RunSummary:
     return f" ({self.inputs / self.elapsed_s:.1f} events/s)" if self.elapsed_s > 0 and self.inputs else ""
 
   def format(self, title: str = "agentflow run summary", outputs: str = "decisions") -> str:
+    dropped = f"duplicates dropped {self.duplicates}  " if self.duplicates else ""
     lines = [title, f"  inputs {self.inputs}  {outputs} {self.decisions}  dead letters "
-             f"{self.dead_letters}  accounted {'yes' if self.accounted else 'NO'}  "
+             f"{self.dead_letters}  {dropped}accounted {'yes' if self.accounted else 'NO'}  "
              f"elapsed {self.elapsed_s:.1f}s{self._rate()}"]
     if self.stages:
       lines.append(f"  {'stage':<12}{'in':>8}{'out':>8}")

@@ -22,7 +22,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from agentflow.observability import metrics
 from agentflow.policies.base import DecisionPolicy
 from agentflow.policies.retrieval_answer import REPLY, RetrievalAnswerPolicy
-from agentflow.types import Decision, Retrieval
+from agentflow.types import Decision, Retrieval, is_knowledge
 
 _LOG = logging.getLogger(__name__)
 
@@ -124,14 +124,17 @@ def _flat(value: Any) -> str:
 
 
 def build_prompt(retrieval: Retrieval, config: PromptConfig = PromptConfig()) -> Prompt:
-  """Contexts (with known answers), earlier turns (oldest first), then the question; <= `config.max_chars`."""
+  """Contexts (known answers from ingested knowledge only), earlier turns (oldest first), then the question.
+
+  The prompt is at most `config.max_chars` long.
+  """
   tail = f"\n{config.instruction}"
   question = f"Customer: {_flat(retrieval.event.text)}"[:config.max_chars - len(_NO_CONTEXT) - len(tail)] + tail
   budget = config.max_chars - len(_NO_CONTEXT) - len(question)
 
   contexts, used = [], []
   for h in sorted(retrieval.hits, key=lambda h: -h.score)[:config.max_contexts]:
-    answer = h.metadata.get(config.answer_field)
+    answer = h.metadata.get(config.answer_field) if is_knowledge(h) else None
     entry = f"[{len(used) + 1}] {_flat(h.text)}\n" + (f"    Known answer: {_flat(answer)}\n" if answer else "")
     if len(entry) <= budget:
       contexts.append(entry)

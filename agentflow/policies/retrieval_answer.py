@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agentflow.policies.base import DecisionPolicy
-from agentflow.types import Decision, Retrieval
+from agentflow.types import Decision, Retrieval, is_knowledge
 
 REPLY = "reply"
 ESCALATE = "escalate"
@@ -15,8 +15,8 @@ class RetrievalAnswerPolicy(DecisionPolicy):
   """Replies with hit `metadata[answer_field]` when the best hit's similarity >= `threshold`.
 
   Confidence of a reply is the similarity of the cited hit; confidence of an escalation
-  is how far the best hit fell short of a match (1 - similarity). Hits without an
-  answer (e.g. earlier events) never produce a reply.
+  is how far the best hit fell short of a match (1 - similarity). Only ingested knowledge
+  (`is_knowledge`) can be answered from: an event whose attributes hold an answer never is.
   """
   threshold: float = 0.45
   answer_field: str = "answer"
@@ -28,7 +28,7 @@ class RetrievalAnswerPolicy(DecisionPolicy):
       raise ValueError(f"threshold must be a cosine similarity in [-1, 1], got {self.threshold}")
 
   def decide(self, retrieval: Retrieval) -> Decision:
-    answerable = [h for h in retrieval.hits if h.metadata.get(self.answer_field)]
+    answerable = [h for h in retrieval.hits if is_knowledge(h) and h.metadata.get(self.answer_field)]
     best = max(answerable, key=lambda h: h.score, default=None)
     cited = [h.id for h in sorted(retrieval.hits, key=lambda h: -h.score)[:self.max_cited]]
     if best is not None and best.score >= self.threshold:

@@ -2,7 +2,10 @@
 
 The event itself is the RunInference key (`KeyedModelHandler`), so no join is needed
 to put vectors back on their events, and RunInference's batching, model sharing and
-model-update side inputs all apply unchanged.
+model-update side inputs all apply unchanged. The key also carries the element's
+timestamp: RunInference's batching emits a batch at the end of its window (the end of
+time in the global window), and each event gets its own timestamp back afterwards, so
+event-time windowing downstream sees event time.
 """
 from __future__ import annotations
 
@@ -10,9 +13,18 @@ from typing import Callable, Optional
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.pvalue import TaggedOutput
+from apache_beam.utils.windowed_value import WindowedValue
 
 from agentflow.models.base import EmbeddingModelHandler
 from agentflow.stages.base import DEAD_LETTER, MAIN, Stage, StageCounters
+
+
+def _restamped(output, timestamp, window):
+  """`output` (plain or tagged) at its event's own `timestamp`, in the window it was batched in."""
+  if isinstance(output, TaggedOutput):
+    return TaggedOutput(output.tag, WindowedValue(output.value, timestamp, (window,)))
+  return WindowedValue(output, timestamp, (window,))
 
 
 class _AttachFn(beam.DoFn):
@@ -23,15 +35,16 @@ class _AttachFn(beam.DoFn):
   def setup(self):
     self.counters = StageCounters("embed")
 
-  def process(self, keyed):
-    event, result = keyed
+  def process(self, keyed, window=beam.DoFn.WindowParam):
+    (event, timestamp), result = keyed
     vector = result.inference
     if getattr(vector, "shape", (len(vector),))[-1] != self.dimension:
-      yield self.counters.event_dead_letter(
-          "dimension_mismatch", f"model returned {len(vector)}-d vector, expected {self.dimension}", event)
+      yield _restamped(self.counters.event_dead_letter(
+          "dimension_mismatch", f"model returned {len(vector)}-d vector, expected {self.dimension}", event),
+          timestamp, window)
       return
     self.counters.outputs.inc()
-    yield event.with_embedding(vector, result.model_id or "")
+    yield _restamped(event.with_embedding(vector, result.model_id or ""), timestamp, window)
 
 
 def _describe(error) -> str:
@@ -47,10 +60,11 @@ class _FailedBatchFn(beam.DoFn):
   def setup(self):
     self.counters = StageCounters("embed")
 
-  def process(self, failed):
+  def process(self, failed, window=beam.DoFn.WindowParam):
     batch, error = failed
-    for event, _text in batch:
-      yield self.counters.event_dead_letter("inference_error", _describe(error), event).value
+    for (event, timestamp), _text in batch:
+      yield _restamped(self.counters.event_dead_letter("inference_error", _describe(error), event).value,
+                       timestamp, window)
 
 
 def text_of(event):
@@ -66,10 +80,10 @@ class _Key(beam.DoFn):
   def setup(self):
     self.counters = StageCounters("embed")
 
-  def process(self, event):
+  def process(self, event, timestamp=beam.DoFn.TimestampParam):
     self.counters.inputs.inc()
     try:
-      yield event, self.input_fn(event)
+      yield (event, timestamp), self.input_fn(event)
     except Exception as e:  # pylint: disable=broad-except
       yield self.counters.event_dead_letter("bad_model_input", f"{type(e).__name__}: {e}", event)
 

@@ -1,4 +1,4 @@
-"""The whole agent graph as one composite: Preprocess -> Embed -> VectorUpsert -> Retrieve -> Decide."""
+"""The whole agent graph as one composite: Preprocess -> Dedupe -> Embed -> VectorUpsert -> Retrieve -> Decide."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,6 +10,7 @@ from agentflow.models.base import EmbeddingModelHandler
 from agentflow.policies.base import DecisionPolicy
 from agentflow.stages.base import DEAD_LETTER, MAIN, Stage
 from agentflow.stages.decide import Decide
+from agentflow.stages.dedupe import Dedupe, DedupeConfig
 from agentflow.stages.embed import Embed
 from agentflow.stages.memory import MemoryConfig, SessionMemory
 from agentflow.stages.preprocess import Preprocess, PreprocessConfig
@@ -23,9 +24,10 @@ class GraphConfig:
   """Per-stage configuration for `AgentGraph`.
 
   Session memory is added when `memory` is set or the policy `uses_memory` (then with
-  `MemoryConfig()` defaults).
+  `MemoryConfig()` defaults). `dedupe=None` leaves out the redelivery filter.
   """
   preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+  dedupe: Optional[DedupeConfig] = field(default_factory=DedupeConfig)
   upsert: UpsertConfig = field(default_factory=UpsertConfig)
   retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
   memory: Optional[MemoryConfig] = None
@@ -34,7 +36,8 @@ class GraphConfig:
 class AgentGraph(Stage):
   """Raw messages -> `Decision`s; every stage's dead letters are merged into one output.
 
-  Every input ends either as exactly one decision or as exactly one dead letter.
+  Every input ends as exactly one decision, exactly one dead letter, or (a redelivery
+  of an event already let through) a dropped duplicate counted as `dedupe.duplicates`.
   """
 
   def __init__(self, handler: EmbeddingModelHandler, store: VectorStore, policy: DecisionPolicy,
@@ -47,6 +50,10 @@ class AgentGraph(Stage):
   def expand_tagged(self, pcoll):
     c = self.config
     events, dl1 = pcoll | "Preprocess" >> Preprocess(c.preprocess).with_dead_letters()
+    dead = [dl1]
+    if c.dedupe is not None:
+      events, dl_dedupe = events | "Dedupe" >> Dedupe(c.dedupe).with_dead_letters()
+      dead.append(dl_dedupe)
     embedded, dl2 = events | "Embed" >> Embed(
         self.handler, self.model_metadata_pcoll, self.store.dimension).with_dead_letters()
     written, dl3 = embedded | "VectorUpsert" >> VectorUpsert(self.store, c.upsert).with_dead_letters()
@@ -54,5 +61,5 @@ class AgentGraph(Stage):
     if c.memory is not None or getattr(self.policy, "uses_memory", False):
       retrieved = retrieved | "SessionMemory" >> SessionMemory(c.memory or MemoryConfig())
     decisions, dl5 = retrieved | "Decide" >> Decide(self.policy).with_dead_letters()
-    dead = (dl1, dl2, dl3, dl4, dl5) | "AllDeadLetters" >> beam.Flatten()
+    dead = (*dead, dl2, dl3, dl4, dl5) | "AllDeadLetters" >> beam.Flatten()
     return {MAIN: decisions, DEAD_LETTER: dead}

@@ -6,14 +6,12 @@ per line). The question is embedded; the answer rides along as metadata, so a
 """
 from __future__ import annotations
 
-import json
-
 import apache_beam as beam
 
 from agentflow.models.base import EmbeddingModelHandler
 from agentflow.stages.base import DEAD_LETTER, MAIN, Stage, StageCounters
 from agentflow.stages.embed import Embed
-from agentflow.stages.preprocess import InvalidEvent, normalize_text
+from agentflow.stages.preprocess import InvalidEvent, decode_object, normalize_text, payload_text
 from agentflow.stages.upsert import UpsertConfig, VectorUpsert
 from agentflow.stores.base import VectorStore
 from agentflow.text.pii import redact
@@ -22,14 +20,7 @@ from agentflow.types import KIND_KNOWLEDGE, AgentEvent
 
 def parse_knowledge(raw) -> AgentEvent:
   """One knowledge entry -> a `kind="knowledge"` event; raises `InvalidEvent`."""
-  if isinstance(raw, (bytes, bytearray)):
-    raw = bytes(raw).decode("utf-8")
-  try:
-    obj = json.loads(raw) if isinstance(raw, str) else raw
-  except json.JSONDecodeError as e:
-    raise InvalidEvent("invalid_json", f"not JSON: {e}") from None
-  if not isinstance(obj, dict):
-    raise InvalidEvent("not_an_object", "knowledge entry must be a JSON object")
+  obj = decode_object(raw)
   fields = {}
   for name in ("id", "question", "answer"):
     value = obj.get(name)
@@ -39,7 +30,7 @@ def parse_knowledge(raw) -> AgentEvent:
   question, _ = redact(fields["question"])
   answer, _ = redact(fields["answer"])
   tenant = obj.get("tenant") if isinstance(obj.get("tenant"), str) else ""
-  return AgentEvent(event_id=f"kb:{fields['id']}", session_id="", text=question, timestamp=0.0,
+  return AgentEvent(event_id=fields["id"], session_id="", text=question, timestamp=0.0,
                     attributes={"answer": answer, "topic": str(obj.get("topic", "")),
                                 "knowledge_id": fields["id"]},
                     tenant=tenant, kind=KIND_KNOWLEDGE)
@@ -54,9 +45,11 @@ class _ParseKnowledgeFn(beam.DoFn):
     self.counters.inputs.inc()
     try:
       event = parse_knowledge(raw)
-    except (InvalidEvent, UnicodeDecodeError) as e:
-      text = raw if isinstance(raw, str) else repr(raw)
-      yield self.counters.dead_letter(getattr(e, "reason", "invalid_utf8"), str(e), text)
+    except InvalidEvent as e:
+      yield self.counters.dead_letter(e.reason, str(e), payload_text(raw))
+      return
+    except Exception as e:  # pylint: disable=broad-except
+      yield self.counters.dead_letter("internal_error", f"{type(e).__name__}: {e}", payload_text(raw))
       return
     self.counters.outputs.inc()
     yield event

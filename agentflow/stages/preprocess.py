@@ -27,7 +27,11 @@ REQUIRED_FIELDS = ("session_id", "text", "timestamp")
 OPTIONAL_FIELDS = ("event_id", "attributes", "tenant")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 _SPACE = re.compile(r"\s+")
-_MAX_TS = 253402300799.0  # 9999-12-31T23:59:59Z
+_MAX_TS = 253402300800.0  # 10000-01-01T00:00:00Z, exclusive
+_MAX_EPOCH_S = 1e11  # numbers below this are seconds (before the year 5138) ...
+_MIN_EPOCH_MS = 1e12  # ... and from this on milliseconds (2001-09-09 on); between them, either
+_MAX_INT_DIGITS = 4300  # Python's own limit on converting digit strings to int
+_MAX_INT = 10 ** _MAX_INT_DIGITS
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
@@ -70,31 +74,56 @@ def normalize_text(text: str) -> str:
   return _SPACE.sub(" ", text).strip()
 
 
+def _shown(value: Any) -> str:
+  try:
+    return repr(value)[:64]
+  except ValueError:  # an int too long for str()
+    return "a number of over 4,300 digits"
+
+
+def _epoch(value: float, shown: str) -> float:
+  if value < _MAX_EPOCH_S:
+    return value
+  if value >= _MIN_EPOCH_MS:
+    return value / 1000.0
+  raise InvalidEvent("bad_timestamp", f"epoch number {shown} is ambiguous: below 1e11 is read as seconds and "
+                     "from 1e12 on as milliseconds; send seconds, milliseconds after 2001-09-09, or RFC 3339")
+
+
 def parse_timestamp(value: Any) -> float:
-  """Epoch seconds (int/float, or milliseconds when > 1e11) or an RFC 3339 string -> epoch seconds."""
+  """An RFC 3339 string or an epoch number -> epoch seconds; raises `InvalidEvent("bad_timestamp")`.
+
+  A number (or a string of digits) is seconds when below 1e11 and milliseconds from 1e12
+  on; one in between could be either (seconds after the year 5138, or milliseconds before
+  2001), so it is rejected rather than guessed. Results must lie in 1970..9999 UTC.
+  """
   if isinstance(value, bool):
     raise InvalidEvent("bad_timestamp", "timestamp must be RFC 3339 or epoch seconds, got a boolean")
   if isinstance(value, (int, float)):
-    ts = float(value)
-    if ts > 1e11:
-      ts /= 1000.0
+    try:
+      ts = float(value)
+    except OverflowError:
+      ts = math.inf
+    if math.isfinite(ts):
+      ts = _epoch(ts, _shown(value))
   elif isinstance(value, str):
     s = value.strip()
     try:
-      ts = float(s) if re.fullmatch(r"\d+(\.\d+)?", s) else None
-      if ts is None:
+      if re.fullmatch(r"\d+(\.\d+)?", s):
+        ts = _epoch(float(s), repr(s[:64]))
+      else:
         dt = datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00"))
         if dt.tzinfo is None:
           dt = dt.replace(tzinfo=timezone.utc)
         ts = dt.timestamp()
-      elif ts > 1e11:
-        ts /= 1000.0
+    except InvalidEvent:
+      raise
     except (ValueError, OverflowError) as e:
       raise InvalidEvent("bad_timestamp", f"unparseable timestamp {s[:64]!r}: {e}") from None
   else:
     raise InvalidEvent("bad_timestamp", f"timestamp must be a string or number, got {type(value).__name__}")
-  if not math.isfinite(ts) or ts < 0 or ts > _MAX_TS:
-    raise InvalidEvent("bad_timestamp", f"timestamp {value!r} is out of range")
+  if not math.isfinite(ts) or ts < 0 or ts >= _MAX_TS:
+    raise InvalidEvent("bad_timestamp", f"timestamp {_shown(value)} is out of range (1970 to 9999 UTC)")
   return ts
 
 
@@ -104,22 +133,47 @@ def derive_event_id(session_id: str, timestamp: float, text: str) -> str:
   return "h-" + h.hexdigest()
 
 
-def _decode(raw: Union[bytes, str, Mapping]) -> Mapping:
+def _reject_constant(name: str):
+  raise InvalidEvent("invalid_json", f"{name} is not a JSON number; send null or a string instead")
+
+
+def _parse_int(digits: str) -> int:
+  if len(digits.lstrip("-")) > _MAX_INT_DIGITS:
+    raise InvalidEvent("number_too_large", f"an integer has {len(digits)} digits; at most {_MAX_INT_DIGITS}")
+  return int(digits)
+
+
+def _parse_float(text: str) -> float:
+  value = float(text)
+  if not math.isfinite(value):
+    raise InvalidEvent("number_too_large", f"number {text[:64]} does not fit a 64-bit float")
+  return value
+
+
+def decode_object(raw: Union[bytes, str, Mapping]) -> Mapping:
+  """A message's JSON object; raises `InvalidEvent` (`invalid_utf8`, `invalid_json`, `not_an_object`).
+
+  Bytes must be UTF-8 (a leading byte-order mark is dropped); NaN and Infinity, which
+  Python's parser would accept, are not JSON and are rejected, as are integers longer
+  than 4,300 digits and numbers beyond a 64-bit float (`number_too_large`). Shared by events and
+  knowledge entries so both reject the same malformed input with the same reasons.
+  """
   if isinstance(raw, Mapping):
     return raw
   if isinstance(raw, (bytes, bytearray)):
     try:
       raw = bytes(raw).decode("utf-8")
     except UnicodeDecodeError as e:
-      raise InvalidEvent("invalid_utf8", f"payload is not UTF-8: {e}") from None
+      raise InvalidEvent("invalid_utf8", f"payload is not UTF-8: {e}; re-encode the source as UTF-8") from None
   if not isinstance(raw, str):
     raise InvalidEvent("invalid_json", f"expected bytes or str, got {type(raw).__name__}")
   try:
-    obj = json.loads(raw)
+    obj = json.loads(raw.removeprefix("\ufeff"), parse_constant=_reject_constant, parse_int=_parse_int,
+                     parse_float=_parse_float)
   except (json.JSONDecodeError, RecursionError) as e:
     raise InvalidEvent("invalid_json", f"not JSON: {e}") from None
   if not isinstance(obj, dict):
-    raise InvalidEvent("not_an_object", f"event must be a JSON object, got {type(obj).__name__}")
+    raise InvalidEvent("not_an_object", f"a message must be a JSON object, got {type(obj).__name__}")
   return obj
 
 
@@ -150,6 +204,10 @@ def _attributes(obj: Mapping, config: PreprocessConfig) -> Tuple[dict, dict]:
   for k, v in attrs.items():
     if not isinstance(v, (str, int, float, bool)) and v is not None:
       raise InvalidEvent("wrong_type", f"attribute {k[:64]!r} must be a scalar, got {type(v).__name__}")
+    if isinstance(v, float) and not math.isfinite(v):
+      raise InvalidEvent("wrong_type", f"attribute {k[:64]!r} is {v}; only finite numbers are stored")
+    if isinstance(v, int) and abs(v) >= _MAX_INT:
+      raise InvalidEvent("number_too_large", f"attribute {k[:64]!r} has over {_MAX_INT_DIGITS} digits")
     if isinstance(v, str):
       v, found = redact(normalize_text(v), config.redaction)
       for kind, n in found.items():
@@ -162,7 +220,7 @@ def parse_event(raw: Union[bytes, str, Mapping], config: PreprocessConfig = Prep
   """Validate and clean one message; raises `InvalidEvent` with a reason code."""
   if isinstance(raw, (bytes, str)) and len(raw) > config.max_payload_bytes:
     raise InvalidEvent("payload_too_large", f"payload of {len(raw)} bytes exceeds {config.max_payload_bytes}")
-  obj = _decode(raw)
+  obj = decode_object(raw)
   unknown = sorted(set(obj) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
   if unknown:
     raise InvalidEvent("unknown_field", f"unknown field(s) {', '.join(repr(u[:64]) for u in unknown[:5])}; "
@@ -194,7 +252,14 @@ def parse_event(raw: Union[bytes, str, Mapping], config: PreprocessConfig = Prep
   language = detect_language(text) if config.detect_language else "und"
   return AgentEvent(event_id=event_id, session_id=session_id, text=text, timestamp=timestamp,
                     attributes=attributes, tenant=tenant, language=language, redactions=counts,
-                    trace_id=trace_id_of(attributes, event_id))
+                    trace_id=trace_id_of(attributes, event_id), payload_digest=payload_digest(obj))
+
+
+def payload_digest(obj: Mapping) -> str:
+  """A digest of the message as sent (before redaction), key order aside: what tells a
+  redelivery (same digest) from a different event reusing an id."""
+  canonical = json.dumps(obj, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=repr)
+  return hashlib.blake2b(canonical.encode("ascii"), digest_size=16).hexdigest()
 
 
 def trace_id_of(attributes: Mapping, event_id: str) -> str:
@@ -205,7 +270,8 @@ def trace_id_of(attributes: Mapping, event_id: str) -> str:
   return trace_id_for(event_id)
 
 
-def _payload_text(raw) -> str:
+def payload_text(raw) -> str:
+  """A raw message as valid UTF-8 text for a dead letter (undecodable bytes backslash-escaped)."""
   if isinstance(raw, (bytes, bytearray)):
     return bytes(raw).decode("utf-8", errors="backslashreplace")
   if isinstance(raw, str):
@@ -230,10 +296,10 @@ class _PreprocessFn(beam.DoFn):
     try:
       event = parse_event(raw, self.config)
     except InvalidEvent as e:
-      yield self.counters.dead_letter(e.reason, str(e), _payload_text(raw))
+      yield self.counters.dead_letter(e.reason, str(e), payload_text(raw))
       return
     except Exception as e:  # pylint: disable=broad-except
-      yield self.counters.dead_letter("internal_error", f"{type(e).__name__}: {e}", _payload_text(raw))
+      yield self.counters.dead_letter("internal_error", f"{type(e).__name__}: {e}", payload_text(raw))
       return
     for kind, n in event.redactions.items():
       counter = self.redacted.get(kind)

@@ -82,7 +82,7 @@ class UpsertFn(StoreBatchingDoFn):
 
 
 class VectorUpsert(Stage):
-  """Upserts embedded events (id = `document_id(event_id, tenant)`) and passes them on once written.
+  """Upserts embedded events (id = `document_id(event_id, tenant, kind)`) and passes them on once written.
 
   Because events are emitted only after their batch is written, a Retrieve stage after
   this one always sees them.
