@@ -45,6 +45,8 @@ setup(
         "onnxruntime>=1.18,<2",
         "usearch>=2.20,<3",
         "py3langid>=0.3,<1",
+        # Phone numbers are read in each country's numbering plan by Google's libphonenumber (port).
+        "phonenumbers>=8.13,<10",
         "requests>=2.28",
         "setuptools<81",
     ],
