@@ -65,6 +65,9 @@ class AgentflowOptions(PipelineOptions):
                         help="Documents per store write / queries per store call.")
     parser.add_argument("--max_text_chars", type=int, default=20000,
                         help="Longer event texts are dead-lettered.")
+    parser.add_argument("--pii_key_file", default="",
+                        help="File holding the key that pseudonymises ids holding PII (created if missing); default "
+                             "pii.key in a local store's directory, else .agentflow/pii.key. AGENTFLOW_PII_KEY wins.")
     parser.add_argument("--summary_output", default=None,
                         help="Write the run summary (JSON) here as well as printing it.")
     parser.add_argument("--audit_output", default=None,

@@ -31,7 +31,12 @@ def document_id(event_id: str, tenant: str = "") -> str:
 
 @dataclass
 class AgentEvent:
-  """One validated, normalised and PII-redacted input event."""
+  """One validated, normalised and PII-redacted input event.
+
+  `redactions` counts the PII spans replaced, per kind; `normalization` what else was
+  changed (invisible characters removed, ids pseudonymised) and is stored with the
+  document's metadata under "normalization".
+  """
   event_id: str
   session_id: str
   text: str
@@ -41,6 +46,7 @@ class AgentEvent:
   language: str = "und"
   kind: str = KIND_EVENT
   redactions: Mapping[str, int] = field(default_factory=dict)
+  normalization: Mapping[str, int] = field(default_factory=dict)
   embedding: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
   model_id: str = ""
   trace_id: str = ""
@@ -56,6 +62,8 @@ class AgentEvent:
     if self.embedding is None:
       raise ValueError(f"event {self.event_id!r} has no embedding")
     meta = dict(self.attributes)
+    if self.normalization:
+      meta["normalization"] = dict(self.normalization)
     return Document(
         id=self.doc_id, vector=self.embedding, text=self.text, session_id=self.session_id,
         tenant=self.tenant, kind=self.kind, timestamp=self.timestamp, event_id=self.event_id,
