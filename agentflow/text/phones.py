@@ -20,7 +20,7 @@ Span = Tuple[int, int]
 # Regions assumed for a detected language (ISO 639-1): the countries whose numbering plan
 # its text most likely uses. English covers the plans Faker and support traffic see most.
 LANGUAGE_REGIONS = {
-    "en": ("US", "GB", "IN", "PH"), "ja": ("JP",), "zh": ("CN", "TW", "HK"), "ko": ("KR",), "hi": ("IN",),
+    "en": ("US", "GB", "IN", "PH"), "ja": ("JP",), "zh": ("CN", "TW"), "ko": ("KR",), "hi": ("IN",),
     "pt": ("BR", "PT"), "it": ("IT",), "fr": ("FR", "BE", "CH"), "tr": ("TR",), "tl": ("PH",), "de": ("DE", "AT", "CH"),
     "es": ("ES", "MX"), "nl": ("NL", "BE"), "pl": ("PL",), "ru": ("RU",), "sv": ("SE",), "vi": ("VN",),
     "th": ("TH",), "id": ("ID",), "ms": ("MY",), "ar": ("SA", "EG", "AE"), "bn": ("BD", "IN"), "ur": ("PK",),
@@ -32,6 +32,10 @@ _DIGIT = re.compile(r"\d")
 _RUN = re.compile(r"[+(]*\d[\d ()./\-]*")
 MIN_DIGITS = 7  # a number with its area code or trunk prefix; shorter runs are local extensions
 MAX_RUN_DIGITS = 40
+# Dates and references that start with a year (`1993-214784`), which some plans read as
+# numbers, and numbers right after `#` or `№` (orders, tickets).
+_NOT_A_PHONE = re.compile(r"(?:19|20)\d\d[-./ ]\d|[0-3]?\d([-./])[01]?\d\1(?:\d{4}|\d{2})(?!\d|\1\d)")
+_REFERENCE = re.compile(r"[#№]\s?$")
 _DATE = re.compile(r"(?:\d{4}([-./])[01]?\d\1[0-3]?\d|[0-3]?\d([-./])[01]?\d\2(?:\d{2}|\d{4}))(?: [0-2]?\d)?")
 CONTEXT = 16
 WINDOW = 1024
@@ -65,8 +69,15 @@ def phone_spans(text: str, regions: Iterable[str]) -> List[Span]:
     window = text[lo:hi]
     for region in regions:
       for m in PhoneNumberMatcher(window, region, leniency=Leniency.VALID, min_candidate_length=MIN_DIGITS):
-        found.add(_balanced(text, lo + m.start, lo + m.end))
+        if not looks_like_date(m.raw_string) and not _REFERENCE.search(window, 0, m.start):
+          found.add(_balanced(text, lo + m.start, lo + m.end))
   return _disjoint(found)
+
+
+def looks_like_date(candidate: str) -> bool:
+  """Whether a number starts like a date or a year-prefixed reference (`05.03.2024 18`,
+  `1993-214784`): some plans read those as phone numbers."""
+  return bool(_NOT_A_PHONE.match(candidate))
 
 
 def _windows(text: str) -> Iterator[Span]:

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from agentflow.text.phones import phone_spans
+from agentflow.text.phones import looks_like_date, phone_spans
 
 KINDS = ("SECRET", "EMAIL", "IBAN", "CARD", "SSN", "IPV6", "IPV4", "PHONE")
 DEFAULT_KINDS = KINDS
@@ -72,7 +72,7 @@ def redact(text: str, config: RedactionConfig = RedactionConfig(),
     found = 0
     for kind, finders, placeholder in rules:
       for find in finders:
-        spans = find(probe, placeholders, regions)
+        spans = find(text, probe, placeholders, regions)
         text, probe, hits = _substitute(text, probe, spans, placeholder)
         if hits:
           counts[kind] = counts.get(kind, 0) + hits
@@ -106,7 +106,7 @@ def _scan(pattern: re.Pattern, validate: _Validate) -> _Find:
   of its token), so it cannot hide a real match that starts inside it; every candidate
   has a bounded length, which keeps this linear."""
 
-  def find(probe: str, placeholders: Sequence[str], regions: Sequence[str]) -> Iterator[Span]:
+  def find(text: str, probe: str, placeholders: Sequence[str], regions: Sequence[str]) -> Iterator[Span]:
     pos = 0
     openers = {p[0] for p in placeholders}
     while True:
@@ -127,9 +127,11 @@ def _scan(pattern: re.Pattern, validate: _Validate) -> _Find:
   return find
 
 
-def _phone_numbers(probe: str, placeholders: Sequence[str], regions: Sequence[str]) -> List[Span]:
-  """Numbers libphonenumber reads as valid in one of the hinted regions (any, with `+`)."""
-  return [s for s in phone_spans(probe, regions) if "[" not in probe[s[0]:s[1]]]
+def _phone_numbers(text: str, probe: str, placeholders: Sequence[str], regions: Sequence[str]) -> List[Span]:
+  """Numbers libphonenumber reads as valid in one of the hinted regions (any, with `+`).
+  It reads the text itself, which tells it where a number glued to CJK text ends better
+  than the probe's spaces do."""
+  return [s for s in phone_spans(text, regions) if "[" not in text[s[0]:s[1]]]
 
 
 # The probe: same length as the text. Letters and punctuation of scripts written without
@@ -177,7 +179,7 @@ IBAN_LENGTHS = {
 }
 
 _Validate = Callable[[re.Match], Optional[Span]]
-_Find = Callable[[str, Sequence[str], Sequence[str]], Iterable[Span]]
+_Find = Callable[[str, str, Sequence[str], Sequence[str]], Iterable[Span]]
 
 
 def _whole(m: re.Match) -> Optional[Span]:
@@ -225,7 +227,7 @@ _DOT = r"(?:\.|[ ]?(?i:\[dot\]|\(dot\))[ ]?)"
 _EMAIL = re.compile(rf"(?<![{_ATEXT}])[{_ATEXT}]{{1,64}}{_AT}"
                     rf"(?:[^\W_][\w-]{{0,62}}{_DOT}){{1,126}}[^\W\d_][\w-]{{0,62}}")
 
-_IBAN = re.compile(r"(?<![^\W_])[A-Za-z]{2}[0-9]{2}(?:[ .\-]?[A-Za-z0-9]{1,4}){3,8}")
+_IBAN = re.compile(r"(?<![^\W_])[A-Za-z]{2}[0-9]{2}(?:(?:[ ]?[.\-/][ ]?|[ ])?[A-Za-z0-9]{1,4}){3,8}")
 
 
 def _iban(m: re.Match) -> Optional[Span]:
@@ -258,25 +260,25 @@ def _continues_iban(m: re.Match) -> bool:
 # between spaces); an issuer range starts with 2-6.
 _CARD = re.compile(r"""
     (?<![\w+])(?<!\d[.,/-])
-    (?=[2-6])
+    (?=[2-6]|1800|2131)
     \d{1,19}+(?:(?:[ ]?[.\-/_][ ]?|[ ])\d{1,19}+){0,9}
     (?!\w)
 """, re.X)
 
 
 def _card(m: re.Match) -> Optional[Span]:
-  """The longest run of leading groups holding 13-19 digits that passes Luhn; every
-  group but the last has two or more digits. Trailing groups (an expiry date, say) are
-  left out."""
+  """The longest run of leading groups holding 13-19 digits (12 for Maestro's ranges)
+  that passes Luhn; every group but the last has four to six digits, as issuers print
+  them. Trailing groups (an expiry date, say) are left out."""
   groups = [g.span() for g in _DIGIT_RUN.finditer(m.group())]
   digits, best = "", None
   for k, (start, end) in enumerate(groups):
-    if k and groups[k - 1][1] - groups[k - 1][0] < 2:
+    if k and not 4 <= groups[k - 1][1] - groups[k - 1][0] <= 6:
       break
     digits += m.group()[start:end]
     if len(digits) > 19:
       break
-    if len(digits) >= 13 and luhn_valid(digits):
+    if (len(digits) >= 13 or len(digits) == 12 and digits.startswith(_MAESTRO)) and luhn_valid(digits):
       best = end
   if best is None or _continues_iban(m):
     return None
@@ -284,6 +286,7 @@ def _card(m: re.Match) -> Optional[Span]:
 
 
 _NON_DIGITS = re.compile(r"\D+")
+_MAESTRO = ("5018", "5020", "5038", "56", "57", "58", "6304", "6390", "6759", "6761", "6762", "6763")
 _DIGIT_RUN = re.compile(r"\d+")
 _NON_ALNUM = re.compile(r"[\W_]+")
 
@@ -292,7 +295,7 @@ _SSN = re.compile(r"(?<![\w+])(?<!\d[.,-])"
                   r"(?!000|666|9)[0-9]{3}(?P<sep>[- .])(?!00)[0-9]{2}(?P=sep)(?!0000)[0-9]{4}(?!\w)(?![.,-]\d)")
 
 _IPV6 = re.compile(r"""
-    (?<![\w:.])(?=[0-9A-Fa-f.]{0,39}:[0-9A-Fa-f.]{0,39}:)
+    (?<![\w.])(?<![0-9A-Fa-f:]:)(?=[0-9A-Fa-f.]{0,39}:[0-9A-Fa-f.]{0,39}:)
     [0-9A-Fa-f:]{2,39}(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?:%[0-9A-Za-z]{1,16})?
     (?![\w:])(?!\.\d)
 """, re.X)
@@ -328,16 +331,19 @@ _PHONE = re.compile(r"""
     (?<![\w+])(?<![\d][.\-/])
     (?: (?P<intl>(?:\+|00(?=[1-9]))[1-9]\d{0,2}(?:[ .-]?\(0\))?(?:[ .\-/]?(?:\(\d{1,6}\)|\d{1,6})){1,6}+)
       | (?P<us>(?:1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4})
-      | (?P<national>(?:\(0[1-9]\d{0,3}\)|0[1-9]\d{0,3})(?P<sep>[ /.-])\d{2,8}(?:(?P=sep)\d{2,8}){0,3}+) )
+      | (?P<dashed>\d{2,4}-\d{3,4}-\d{4}|(?:\(\d{2}\)|\d{2})[ ]?\d{4,5}-\d{4}|0[1-9]\d{8,10})
+      | (?P<national>(?:\(0[1-9]\d{0,3}\)|0[1-9]\d{0,3})[ /.-]\d{2,8}(?:[ /.-]\d{2,8}){0,3}+) )
     (?!\d)(?![.\-/]\d)
 """, re.X)
 
 
 def _phone(m: re.Match) -> Optional[Span]:
-  """US shapes are exact. International (+ or 00, 7-15 digits) and trunk-prefixed
-  national numbers (0..., 9-12 digits, one separator kind) may have run into a following
-  number, so the longest prefix with a valid digit count wins."""
-  if m.group("us"):
+  """US shapes, East Asian dashed groups (`03-1234-5678`, `61-3930-3113`), Brazil's
+  `(11) 98765-4321` and digits-only trunk-prefixed numbers are exact. International (+
+  or 00, 7-15 digits) and trunk-prefixed national numbers (0..., 9-12 digits, one
+  separator between groups) may have run into a following number, so the longest prefix with a
+  valid digit count wins."""
+  if m.group("us") or m.group("dashed"):
     span = m.span()
   else:
     low, high = (7, 15) if m.group("intl") else (9, 12)
@@ -348,7 +354,9 @@ def _phone(m: re.Match) -> Optional[Span]:
       return None if digits < low else digits <= high
 
     span = _longest_prefix(m, " .-/", ok)
-  return None if span is None or _continues_iban(m) else span
+  if span is None or _continues_iban(m) or looks_like_date(m.string[span[0]:span[1]]):
+    return None
+  return span
 
 
 # Each kind's finders, run in order. Phones: libphonenumber's reading first, then shapes
