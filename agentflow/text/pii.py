@@ -267,18 +267,21 @@ _CARD = re.compile(r"""
 
 
 def _card(m: re.Match) -> Optional[Span]:
-  """The longest run of leading groups holding 13-19 digits (12 for Maestro's ranges)
-  that passes Luhn; every group but the last has four to six digits, as issuers print
-  them. Trailing groups (an expiry date, say) are left out."""
+  """The longest run of leading groups holding 13-19 digits (12 for Maestro's ranges,
+  unless right after another group of digits) that passes Luhn; every group but the
+  last has four to six digits, as issuers print them. Trailing groups (an expiry date,
+  say) are left out."""
   groups = [g.span() for g in _DIGIT_RUN.finditer(m.group())]
   digits, best = "", None
+  after_group = m.start() >= 2 and m.string[m.start() - 1] == " " and m.string[m.start() - 2].isdigit()
   for k, (start, end) in enumerate(groups):
     if k and not 4 <= groups[k - 1][1] - groups[k - 1][0] <= 6:
       break
     digits += m.group()[start:end]
     if len(digits) > 19:
       break
-    if (len(digits) >= 13 or len(digits) == 12 and digits.startswith(_MAESTRO)) and luhn_valid(digits):
+    if (len(digits) >= 13 or len(digits) == 12 and digits.startswith(_MAESTRO) and not after_group) and \
+        luhn_valid(digits):
       best = end
   if best is None or _continues_iban(m):
     return None
@@ -331,15 +334,17 @@ _PHONE = re.compile(r"""
     (?<![\w+])(?<![\d][.\-/])
     (?: (?P<intl>(?:\+|00(?=[1-9]))[1-9]\d{0,2}(?:[ .-]?\(0\))?(?:[ .\-/]?(?:\(\d{1,6}\)|\d{1,6})){1,6}+)
       | (?P<us>(?:1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4})
-      | (?P<dashed>\d{2,4}-\d{3,4}-\d{4}|(?:\(\d{2}\)|\d{2})[ ]?\d{4,5}-\d{4}|0[1-9]\d{8,10})
-      | (?P<national>(?:\(0[1-9]\d{0,3}\)|0[1-9]\d{0,3})[ /.-]\d{2,8}(?:[ /.-]\d{2,8}){0,3}+) )
+      | (?P<dashed>\d{2,4}-\d{3,4}-\d{4}|(?:\(\d{2}\)|\d{2})[ ]?\d{4,5}-\d{4}|0[1-9]\d{8,10}
+                  |1[3-9]\d(?P<cn>[ -]?)\d{4}(?P=cn)\d{4})
+      | (?P<national>(?:\(0[1-9]\d{0,3}\)|0[1-9]\d{0,4})[ /.-]\d{2,8}(?:[ /.-]\d{2,8}){0,3}+) )
     (?!\d)(?![.\-/]\d)
 """, re.X)
 
 
 def _phone(m: re.Match) -> Optional[Span]:
   """US shapes, East Asian dashed groups (`03-1234-5678`, `61-3930-3113`), Brazil's
-  `(11) 98765-4321` and digits-only trunk-prefixed numbers are exact. International (+
+  `(11) 98765-4321`, Chinese mobiles (`131 7866 3743`) and digits-only trunk-prefixed
+  numbers are exact. International (+
   or 00, 7-15 digits) and trunk-prefixed national numbers (0..., 9-12 digits, one
   separator between groups) may have run into a following number, so the longest prefix with a
   valid digit count wins."""
