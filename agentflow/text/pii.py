@@ -131,7 +131,16 @@ def _phone_numbers(text: str, probe: str, placeholders: Sequence[str], regions: 
   """Numbers libphonenumber reads as valid in one of the hinted regions (any, with `+`).
   It reads the text itself, which tells it where a number glued to CJK text ends better
   than the probe's spaces do."""
-  return [s for s in phone_spans(text, regions) if "[" not in text[s[0]:s[1]]]
+  return [_with_extension(probe, s) for s in phone_spans(text, regions) if "[" not in text[s[0]:s[1]]]
+
+
+_EXTENSION = re.compile(r"[ ]?(?i:x|ext\.?|extension)[ ]?\d{1,6}(?!\d)")
+
+
+def _with_extension(probe: str, span: Span) -> Span:
+  """A phone number's span with the extension written after it (`x1234`, `ext. 12`)."""
+  m = _EXTENSION.match(probe, span[1])
+  return (span[0], m.end()) if m else span
 
 
 # The probe: same length as the text. Letters and punctuation of scripts written without
@@ -361,7 +370,7 @@ def _phone(m: re.Match) -> Optional[Span]:
     span = _longest_prefix(m, " .-/", ok)
   if span is None or _continues_iban(m) or looks_like_date(m.string[span[0]:span[1]]):
     return None
-  return span
+  return _with_extension(m.string, span)
 
 
 # Each kind's finders, run in order. Phones: libphonenumber's reading first, then shapes
