@@ -67,7 +67,7 @@ def redact(text: str, config: RedactionConfig = RedactionConfig(),
     return text, counts
   rules = [(kind, _RULES[kind], config.placeholder(kind)) for kind in KINDS if kind in config.kinds]
   placeholders = [p for _, _, p in rules if p]
-  probe = text.translate(_PROBE)
+  probe = _probe(text)
   for _ in range(_MAX_PASSES):
     found = 0
     for kind, finders, placeholder in rules:
@@ -149,10 +149,14 @@ _UNSPACED = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1100, 0x11FF), (0x1780, 0x17
              (0x3000, 0x303F), (0x3040, 0x30FF), (0x3100, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF),
              (0xA960, 0xA97F), (0xAC00, 0xD7FF), (0xF900, 0xFAFF), (0xFE30, 0xFE4F), (0xFF61, 0xFFEF),
              (0x20000, 0x2FA1F))
-_PROBE = {c: " " for lo, hi in _UNSPACED for c in range(lo, hi + 1)}
-_PROBE.update({ord(c): "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2043\u02d7\u30fc\uff70"})
-_PROBE.update({ord(c): "." for c in "\u00b7\u2027\u2219\u22c5\u30fb\uff65"})
-_PROBE.update({ord(c): "/" for c in "\u2044\u2215"})
+_UNSPACED_RUN = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _UNSPACED) + "]+")
+_FOLD = {ord(c): "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2043\u02d7\u30fc\uff70"}
+_FOLD.update({ord(c): "." for c in "\u00b7\u2027\u2219\u22c5\u30fb\uff65"})
+_FOLD.update({ord(c): "/" for c in "\u2044\u2215"})
+
+
+def _probe(text: str) -> str:
+  return _UNSPACED_RUN.sub(lambda m: " " * len(m.group()), text.translate(_FOLD))
 
 
 def luhn_valid(digits: str) -> bool:
