@@ -22,7 +22,7 @@ EXTRAS = {
     # tensorflow-cpu would install a second TensorFlow beside it. Linux wheels of tensorflow run on CPU.
     "tfhub": ["tensorflow>=2.16,<3", "tensorflow-hub>=0.16,<1", "setuptools<81"],
     "test": ["pytest>=8", "hypothesis>=6.100", "cryptography>=42", "redis>=5", "kafka-python>=2.0", "h2>=4,<5",
-             "ruff>=0.6"],
+             "ruff>=0.6", "faker>=30"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 
@@ -45,6 +45,8 @@ setup(
         "onnxruntime>=1.18,<2",
         "usearch>=2.20,<3",
         "py3langid>=0.3,<1",
+        # Phone numbers are read in each country's numbering plan by Google's libphonenumber (port).
+        "phonenumbers>=8.13,<10",
         "requests>=2.28",
         "setuptools<81",
     ],

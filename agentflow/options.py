@@ -68,6 +68,9 @@ class AgentflowOptions(PipelineOptions):
     parser.add_argument("--dedupe_horizon_s", type=float, default=86400.0,
                         help="Seconds of event time an event id is remembered, so a redelivery gets no second "
                              "decision; 0 turns dedupe off.")
+    parser.add_argument("--pii_key_file", default="",
+                        help="File holding the key that pseudonymises ids holding PII (created if missing); default "
+                             "pii.key in a local store's directory, else .agentflow/pii.key. AGENTFLOW_PII_KEY wins.")
     parser.add_argument("--summary_output", default=None,
                         help="Write the run summary (JSON) here as well as printing it.")
     parser.add_argument("--audit_output", default=None,

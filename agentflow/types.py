@@ -59,7 +59,12 @@ def is_knowledge(hit) -> bool:
 
 @dataclass
 class AgentEvent:
-  """One validated, normalised and PII-redacted input event."""
+  """One validated, normalised and PII-redacted input event.
+
+  `redactions` counts the PII spans replaced, per kind; `normalization` what else was
+  changed (invisible characters removed, ids pseudonymised) and is stored with the
+  document's metadata under "normalization".
+  """
   event_id: str
   session_id: str
   text: str
@@ -69,6 +74,7 @@ class AgentEvent:
   language: str = "und"
   kind: str = KIND_EVENT
   redactions: Mapping[str, int] = field(default_factory=dict)
+  normalization: Mapping[str, int] = field(default_factory=dict)
   embedding: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
   model_id: str = ""
   trace_id: str = ""
@@ -85,6 +91,8 @@ class AgentEvent:
     if self.embedding is None:
       raise ValueError(f"event {self.event_id!r} has no embedding")
     meta = dict(self.attributes)
+    if self.normalization:
+      meta["normalization"] = dict(self.normalization)
     return Document(
         id=self.doc_id, vector=self.embedding, text=self.text, session_id=self.session_id,
         tenant=self.tenant, kind=self.kind, timestamp=self.timestamp, event_id=self.event_id,

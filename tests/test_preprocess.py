@@ -150,3 +150,43 @@ def test_a_leading_byte_order_mark_is_not_an_error():
 def test_the_largest_integer_python_converts_is_still_accepted():
   assert parse_event('{"session_id": "s", "text": "x", "timestamp": 1, "attributes": {"n": '
                      + "7" * 4300 + "}}").attributes["n"] == int("7" * 4300)
+
+
+def test_invisible_characters_are_removed_and_counted():
+  hidden = "jo\u00adhn@exa\u2060mple.com, card 4111\u200b1111\u200d1111\u20621111 \u202eabc\u202c \U000e0041"
+  ev = parse_event(_ev(text=hidden))
+  assert ev.text == "[EMAIL], card [CARD] abc"
+  assert ev.normalization["invisible_removed"] == 8
+  assert ev.redactions == {"EMAIL": 1, "CARD": 1}
+  assert parse_event(_ev()).normalization == {}
+
+
+def test_ids_and_attribute_keys_holding_pii_are_pseudonymised():
+  key = PreprocessConfig(pii_key="k1")
+  raw = dict(session_id="jane@example.com", tenant="+44 20 7946 0958", event_id="ev-4155550134",
+             attributes={"bob@example.org": "ip 10.0.0.1", "channel": "web"})
+  a, b = parse_event(_ev(**raw), key), parse_event(_ev(**raw), PreprocessConfig(pii_key="k1"))
+  other = parse_event(_ev(**raw), PreprocessConfig(pii_key="k2"))
+  assert (a.session_id, a.tenant, a.event_id) == (b.session_id, b.tenant, b.event_id)
+  assert a.session_id != other.session_id
+  for value in (a.session_id, a.tenant, a.event_id, *a.attributes):
+    assert value == "channel" or (value.startswith("pii-") and len(value) == 36)
+  dumped = json.dumps([a.session_id, a.tenant, a.event_id, a.attributes, a.trace_id])
+  for secret in ("jane", "7946", "4155550134", "bob", "10.0.0.1"):
+    assert secret not in dumped
+  assert a.normalization["ids_pseudonymised"] == 4
+  assert parse_event(_ev(session_id=a.session_id), key).session_id == a.session_id  # replays keep it
+  plain = parse_event(_ev(session_id="s-001", event_id="evt-0001", tenant="acme"), key)
+  assert (plain.session_id, plain.event_id, plain.tenant) == ("s-001", "evt-0001", "acme")
+
+
+def test_pii_key_is_not_in_repr_or_equality():
+  assert "k1" not in repr(PreprocessConfig(pii_key="k1"))
+  assert PreprocessConfig(pii_key="k1") == PreprocessConfig(pii_key="k2")
+  assert PreprocessConfig().pii_key
+
+
+def test_long_attribute_values_are_dead_lettered():
+  with pytest.raises(InvalidEvent) as e:
+    parse_event(_ev(attributes={"note": "x" * 5000}))
+  assert e.value.reason == "field_too_long"

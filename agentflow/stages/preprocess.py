@@ -12,20 +12,22 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping, Tuple, Union
+from typing import Any, Mapping, Optional, Union
 
 import apache_beam as beam
 from apache_beam.transforms.window import TimestampedValue
 
 from agentflow.observability import metrics
 from agentflow.stages.base import DEAD_LETTER, MAIN, Stage, StageCounters
-from agentflow.text.language import detect_language
-from agentflow.text.pii import RedactionConfig, redact
+from agentflow.text.invisible import strip_invisible
+from agentflow.text.pii import RedactionConfig
+from agentflow.text.pseudonym import key_from_environment
+from agentflow.text.scrub import scrub_event
 from agentflow.types import AgentEvent, trace_id_for
 
 REQUIRED_FIELDS = ("session_id", "text", "timestamp")
 OPTIONAL_FIELDS = ("event_id", "attributes", "tenant")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 _SPACE = re.compile(r"\s+")
 _MAX_TS = 253402300800.0  # 10000-01-01T00:00:00Z, exclusive
 _MAX_EPOCH_S = 1e11  # numbers below this are seconds (before the year 5138) ...
@@ -49,18 +51,28 @@ class PreprocessConfig:
 
   `max_text_chars` bounds the text after normalisation (longer texts are dead-lettered,
   not truncated, so nobody gets an answer to half a question); `max_payload_bytes` bounds
-  the raw message; `max_attributes` bounds the attribute map.
+  the raw message; `max_attributes` bounds the attribute map and `max_attribute_chars`
+  each string value in it (longer ones are dead-lettered `field_too_long`).
+  `pii_key` keys the pseudonyms of ids and attribute keys holding PII
+  (`agentflow.text.pseudonym`); None takes `AGENTFLOW_PII_KEY`, else a random key, so
+  pseudonyms then change from run to run. It is left out of repr and equality.
   """
   max_text_chars: int = 20_000
   max_payload_bytes: int = 2_000_000
   max_attributes: int = 64
   max_id_chars: int = 256
+  max_attribute_chars: int = 4_096
   detect_language: bool = True
   redaction: RedactionConfig = field(default_factory=RedactionConfig)
+  pii_key: Optional[str] = field(default=None, repr=False, compare=False)
+
+  def __post_init__(self):
+    if not self.pii_key:
+      object.__setattr__(self, "pii_key", key_from_environment())
 
 
 def normalize_text(text: str) -> str:
-  """NFKC, drop control/zero-width characters, collapse whitespace.
+  """NFKC, drop invisible (default-ignorable) characters, controls to spaces, collapse whitespace.
 
   Raises `InvalidEvent("invalid_unicode")` for lone surrogates, which JSON's `\\ud800`
   escapes can produce but UTF-8 (and so every sink and store) cannot hold.
@@ -69,7 +81,7 @@ def normalize_text(text: str) -> str:
     text.encode("utf-8")
   except UnicodeEncodeError as e:
     raise InvalidEvent("invalid_unicode", f"text holds an unpaired surrogate at {e.start}") from None
-  text = unicodedata.normalize("NFKC", text)
+  text = strip_invisible(unicodedata.normalize("NFKC", text))[0]
   text = _CONTROL.sub(" ", text)
   return _SPACE.sub(" ", text).strip()
 
@@ -191,16 +203,16 @@ def _string_field(obj: Mapping, name: str, limit: int, required: bool) -> str:
   return value
 
 
-def _attributes(obj: Mapping, config: PreprocessConfig) -> Tuple[dict, dict]:
+def _attributes(obj: Mapping, config: PreprocessConfig) -> dict:
   attrs = obj.get("attributes")
   if attrs is None:
-    return {}, {}
+    return {}
   if not isinstance(attrs, dict):
     raise InvalidEvent("wrong_type", f"field 'attributes' must be an object, got {type(attrs).__name__}")
   if len(attrs) > config.max_attributes:
     raise InvalidEvent("too_many_attributes",
                        f"{len(attrs)} attributes; at most {config.max_attributes} allowed")
-  out, counts = {}, {}
+  out = {}
   for k, v in attrs.items():
     if not isinstance(v, (str, int, float, bool)) and v is not None:
       raise InvalidEvent("wrong_type", f"attribute {k[:64]!r} must be a scalar, got {type(v).__name__}")
@@ -209,11 +221,12 @@ def _attributes(obj: Mapping, config: PreprocessConfig) -> Tuple[dict, dict]:
     if isinstance(v, int) and abs(v) >= _MAX_INT:
       raise InvalidEvent("number_too_large", f"attribute {k[:64]!r} has over {_MAX_INT_DIGITS} digits")
     if isinstance(v, str):
-      v, found = redact(normalize_text(v), config.redaction)
-      for kind, n in found.items():
-        counts[kind] = counts.get(kind, 0) + n
+      v = normalize_text(v)
+      if len(v) > config.max_attribute_chars:
+        raise InvalidEvent("field_too_long", f"attribute {k[:64]!r} is longer than {config.max_attribute_chars} "
+                           "characters")
     out[normalize_text(k)[:config.max_id_chars]] = v
-  return out, counts
+  return out
 
 
 def parse_event(raw: Union[bytes, str, Mapping], config: PreprocessConfig = PreprocessConfig()) -> AgentEvent:
@@ -245,14 +258,13 @@ def parse_event(raw: Union[bytes, str, Mapping], config: PreprocessConfig = Prep
   event_id = _string_field(obj, "event_id", config.max_id_chars, required=False)
   if not event_id:
     event_id = derive_event_id(session_id, timestamp, original_text)
-  attributes, attr_counts = _attributes(obj, config)
-  text, counts = redact(text, config.redaction)
-  for kind, n in attr_counts.items():
-    counts[kind] = counts.get(kind, 0) + n
-  language = detect_language(text) if config.detect_language else "und"
-  return AgentEvent(event_id=event_id, session_id=session_id, text=text, timestamp=timestamp,
-                    attributes=attributes, tenant=tenant, language=language, redactions=counts,
-                    trace_id=trace_id_of(attributes, event_id), payload_digest=payload_digest(obj))
+  attributes = _attributes(obj, config)
+  safe = scrub_event(text, session_id, tenant, event_id, attributes, raw_text=original_text, key=config.pii_key,
+                     redaction=config.redaction, detect=config.detect_language)
+  return AgentEvent(event_id=safe.event_id, session_id=safe.session_id, text=safe.text, timestamp=timestamp,
+                    attributes=safe.attributes, tenant=safe.tenant, language=safe.language,
+                    redactions=safe.redactions, normalization=safe.normalization,
+                    trace_id=trace_id_of(safe.attributes, safe.event_id), payload_digest=payload_digest(obj))
 
 
 def payload_digest(obj: Mapping) -> str:
