@@ -11,7 +11,7 @@ import apache_beam as beam
 from agentflow.models.base import EmbeddingModelHandler
 from agentflow.stages.base import DEAD_LETTER, MAIN, Stage, StageCounters
 from agentflow.stages.embed import Embed
-from agentflow.stages.preprocess import InvalidEvent, decode_object, normalize_text, payload_text
+from agentflow.stages.preprocess import InvalidEvent, decode_object, normalize_text, parse_or_dead_letter
 from agentflow.stages.upsert import UpsertConfig, VectorUpsert
 from agentflow.stores.base import VectorStore
 from agentflow.text.pii import redact
@@ -43,13 +43,9 @@ class _ParseKnowledgeFn(beam.DoFn):
 
   def process(self, raw):
     self.counters.inputs.inc()
-    try:
-      event = parse_knowledge(raw)
-    except InvalidEvent as e:
-      yield self.counters.dead_letter(e.reason, str(e), payload_text(raw))
-      return
-    except Exception as e:  # pylint: disable=broad-except
-      yield self.counters.dead_letter("internal_error", f"{type(e).__name__}: {e}", payload_text(raw))
+    event, dead = parse_or_dead_letter(parse_knowledge, raw, self.counters)
+    if dead is not None:
+      yield dead
       return
     self.counters.outputs.inc()
     yield event

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 import apache_beam as beam
 from apache_beam.transforms.window import TimestampedValue
@@ -282,6 +282,17 @@ def trace_id_of(attributes: Mapping, event_id: str) -> str:
   return trace_id_for(event_id)
 
 
+def parse_or_dead_letter(parse: Callable[[Any], Any], raw, counters: StageCounters):
+  """`(parse(raw), None)`, or `(None, dead letter)`: the `InvalidEvent`'s reason, else
+  `internal_error` for an error nobody foresaw (a bug to report), with the raw payload."""
+  try:
+    return parse(raw), None
+  except InvalidEvent as e:
+    return None, counters.dead_letter(e.reason, str(e), payload_text(raw))
+  except Exception as e:  # pylint: disable=broad-except
+    return None, counters.dead_letter("internal_error", f"{type(e).__name__}: {e}", payload_text(raw))
+
+
 def payload_text(raw) -> str:
   """A raw message as valid UTF-8 text for a dead letter (undecodable bytes backslash-escaped)."""
   if isinstance(raw, (bytes, bytearray)):
@@ -305,13 +316,9 @@ class _PreprocessFn(beam.DoFn):
 
   def process(self, raw):
     self.counters.inputs.inc()
-    try:
-      event = parse_event(raw, self.config)
-    except InvalidEvent as e:
-      yield self.counters.dead_letter(e.reason, str(e), payload_text(raw))
-      return
-    except Exception as e:  # pylint: disable=broad-except
-      yield self.counters.dead_letter("internal_error", f"{type(e).__name__}: {e}", payload_text(raw))
+    event, dead = parse_or_dead_letter(lambda r: parse_event(r, self.config), raw, self.counters)
+    if dead is not None:
+      yield dead
       return
     for kind, n in event.redactions.items():
       counter = self.redacted.get(kind)
