@@ -24,7 +24,8 @@ KNOWN_NOISE = (
 
 
 def quiet_known_noise() -> None:
-  """Ignore KNOWN_NOISE in this process and in the subprocesses it starts (Beam workers)."""
+  """Ignore KNOWN_NOISE in this process; subprocesses it starts (Beam workers) ignore every
+  FutureWarning, since PYTHONWARNINGS cannot name a module prefix."""
   for category, module in KNOWN_NOISE:
     warnings.filterwarnings("ignore", category=category, module=module)
   os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")

@@ -50,6 +50,7 @@ from agentflow.stages.preprocess import PreprocessConfig
 from agentflow.stages.retrieve import RetrieveConfig
 from agentflow.stages.upsert import UpsertConfig
 from agentflow.stores import store_from_uri
+from agentflow.stores.local import LocalVectorStore
 from agentflow.text.pseudonym import key_for_store
 
 
@@ -86,7 +87,8 @@ def sink_from_options(opts: AgentflowOptions, path: str, topic: str = "", kafka_
 def build(p: beam.Pipeline, opts: AgentflowOptions, source=None) -> Tuple[beam.PCollection, beam.PCollection]:
   """Add the agent graph to `p`; returns (decisions, dead_letters) after wiring the sinks."""
   handler, store, policy = components(opts)
-  pii_key = key_for_store(opts.store, opts.pii_key_file)
+  # The store's own parsed directory, not the URI again: the key lives beside a local store.
+  pii_key = key_for_store(store.path if isinstance(store, LocalVectorStore) else None, opts.pii_key_file)
   config = GraphConfig(preprocess=PreprocessConfig(max_text_chars=opts.max_text_chars, pii_key=pii_key),
                        dedupe=DedupeConfig(opts.dedupe_horizon_s) if opts.dedupe_horizon_s else None,
                        upsert=UpsertConfig(batch_size=opts.store_batch_size),

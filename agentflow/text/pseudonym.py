@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import secrets
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from agentflow.text.pii import RedactionConfig, redact
 
@@ -81,17 +81,13 @@ def warn_if_ephemeral(key: str) -> None:
                  "run; set %s or PreprocessConfig(pii_key=...) to keep them stable", KEY_ENV)
 
 
-def key_for_store(store_uri: str, key_file: str = "") -> str:
+def key_for_store(store_dir: Optional[str], key_file: str = "") -> str:
   """The key `agentflow run` uses: `AGENTFLOW_PII_KEY`, else `key_file`, else `pii.key` in
-  a local store's directory (so the key travels with the store it keeps consistent), else
-  `.agentflow/pii.key`; a key file is created on first use and that is logged."""
+  the local store's directory `store_dir` (so the key travels with the store it keeps
+  consistent), else `.agentflow/pii.key`; a key file is created on first use and that is logged."""
   if os.environ.get(KEY_ENV):
     return os.environ[KEY_ENV]
-  if not key_file:
-    scheme, sep, rest = store_uri.partition(":")
-    local = not sep or scheme == "local" or len(scheme) == 1
-    key_file = os.path.join(rest if sep and scheme == "local" else store_uri, KEY_FILE) if local else ""
-    key_file = key_file or os.path.join(".agentflow", KEY_FILE)
+  key_file = key_file or os.path.join(store_dir or ".agentflow", KEY_FILE)
   key, created = load_or_create_key(key_file)
   if created:
     _log.warning("created PII key %s: ids holding PII are pseudonymised with it; keep it (or set %s) so they "
