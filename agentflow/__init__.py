@@ -24,6 +24,7 @@ _EXPORTS = {
     "RunSummary": "agentflow.observability.summary",
     "AgentflowOptions": "agentflow.options",
     "AnomalyThresholdPolicy": "agentflow.policies",
+    "CentroidAnswerPolicy": "agentflow.policies",
     "DecisionPolicy": "agentflow.policies",
     "RetrievalAnswerPolicy": "agentflow.policies",
     "SimilarityRoutingPolicy": "agentflow.policies",
@@ -77,7 +78,13 @@ if TYPE_CHECKING:
   )
   from agentflow.observability.summary import RunSummary
   from agentflow.options import AgentflowOptions
-  from agentflow.policies import AnomalyThresholdPolicy, DecisionPolicy, RetrievalAnswerPolicy, SimilarityRoutingPolicy
+  from agentflow.policies import (
+    AnomalyThresholdPolicy,
+    CentroidAnswerPolicy,
+    DecisionPolicy,
+    RetrievalAnswerPolicy,
+    SimilarityRoutingPolicy,
+  )
   from agentflow.retry import RetryPolicy
   from agentflow.stages.base import DeadLetterError
   from agentflow.stages.beam_adapters import StoreEnrichmentHandler, StoreWriteConfig

@@ -42,6 +42,7 @@ from agentflow.observability.audit import AuditLog
 from agentflow.observability.progress import ShowProgress
 from agentflow.observability.summary import RunSummary
 from agentflow.options import AgentflowOptions
+from agentflow.policies.centroid_answer import CentroidAnswerPolicy
 from agentflow.policies.retrieval_answer import RetrievalAnswerPolicy
 from agentflow.stages.dedupe import DedupeConfig
 from agentflow.stages.graph import AgentGraph, GraphConfig
@@ -52,6 +53,7 @@ from agentflow.stages.upsert import UpsertConfig
 from agentflow.stores import store_from_uri
 from agentflow.stores.local import LocalVectorStore
 from agentflow.text.pseudonym import key_for_store
+from agentflow.types import KIND_KNOWLEDGE
 
 
 def components(opts: AgentflowOptions):
@@ -60,7 +62,8 @@ def components(opts: AgentflowOptions):
   if opts.embedding_cache != "none":
     handler = CachingEmbeddingHandler(handler, cache_from_spec(opts.embedding_cache, opts.embedding_cache_size))
   store = store_from_uri(opts.store, handler.dimension)
-  policy = RetrievalAnswerPolicy(threshold=opts.answer_threshold)
+  policy = (CentroidAnswerPolicy(threshold=opts.answer_threshold) if opts.answer_policy == "centroid"
+            else RetrievalAnswerPolicy(threshold=opts.answer_threshold))
   return handler, store, policy
 
 
@@ -92,7 +95,8 @@ def build(p: beam.Pipeline, opts: AgentflowOptions, source=None) -> Tuple[beam.P
   config = GraphConfig(preprocess=PreprocessConfig(max_text_chars=opts.max_text_chars, pii_key=pii_key),
                        dedupe=DedupeConfig(opts.dedupe_horizon_s) if opts.dedupe_horizon_s else None,
                        upsert=UpsertConfig(batch_size=opts.store_batch_size),
-                       retrieve=RetrieveConfig(k=opts.top_k, batch_size=opts.store_batch_size))
+                       retrieve=RetrieveConfig(k=opts.top_k, batch_size=opts.store_batch_size,
+                                               kind=getattr(policy, "retrieve_kind", KIND_KNOWLEDGE)))
   raw = p | "Read" >> (source or ReadEvents(source_from_options(opts)))
   decisions, dead = raw | "Agent" >> AgentGraph(handler, store, policy, config).with_dead_letters()
   set_default_pubsub_root_url(opts)

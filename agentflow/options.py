@@ -5,6 +5,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 DEFAULT_STORE = "local:.agentflow/store"
 DEFAULT_MODEL = "sentence-transformers"
+ANSWER_POLICIES = ("centroid", "top1")
 
 
 class AgentflowOptions(PipelineOptions):
@@ -59,6 +60,9 @@ class AgentflowOptions(PipelineOptions):
     parser.add_argument("--top_k", type=int, default=5, help="Contexts retrieved per event.")
     parser.add_argument("--answer_threshold", type=float, default=0.45,
                         help="Cosine similarity needed to reply with a known answer.")
+    parser.add_argument("--answer_policy", default="centroid", choices=ANSWER_POLICIES,
+                        help="centroid: the nearest answer, each answer the mean of its questions' vectors; "
+                             "top1: the single nearest question (the policy before centroids).")
     parser.add_argument("--embed_batch_size", type=int, default=1024,
                         help="Texts per RunInference batch, fewer only at a bundle end (length-sorted inside it).")
     parser.add_argument("--store_batch_size", type=int, default=64,

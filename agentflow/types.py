@@ -18,6 +18,7 @@ import numpy as np
 
 KIND_EVENT = "event"
 KIND_KNOWLEDGE = "knowledge"
+KIND_ANSWER = "answer"  # one document per distinct known answer: the centroid of its questions
 
 
 def trace_id_for(key: str) -> str:
@@ -26,7 +27,7 @@ def trace_id_for(key: str) -> str:
 
 
 _NAMESPACE = re.compile(r"[a-z][a-z0-9_]{0,31}")
-_KNOWLEDGE_ID = re.compile(rf"{KIND_KNOWLEDGE}-[0-9a-f]{{32}}")
+_KNOWLEDGE_ID = re.compile(rf"({KIND_KNOWLEDGE}|{KIND_ANSWER})-[0-9a-f]{{32}}")
 
 
 def _digest(key: str) -> str:
@@ -49,12 +50,14 @@ def document_id(source_id: str, tenant: str = "", namespace: str = KIND_EVENT) -
 
 
 def is_knowledge(hit) -> bool:
-  """True only for a document written by knowledge ingestion: kind knowledge and an id in its namespace.
+  """True only for a document written by knowledge ingestion: kind knowledge (a question) or answer (the
+  centroid of an answer's questions), and an id in that kind's namespace.
 
   Policies take known answers from these alone, so an event's attributes cannot forge one,
   whatever kind the retrieval asks for.
   """
-  return hit.kind == KIND_KNOWLEDGE and bool(_KNOWLEDGE_ID.fullmatch(hit.id))
+  match = _KNOWLEDGE_ID.fullmatch(hit.id)
+  return bool(match) and hit.kind == match.group(1)
 
 
 @dataclass

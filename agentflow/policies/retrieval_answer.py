@@ -17,6 +17,8 @@ class RetrievalAnswerPolicy(DecisionPolicy):
   Confidence of a reply is the similarity of the cited hit; confidence of an escalation
   is how far the best hit fell short of a match (1 - similarity). Only ingested knowledge
   (`is_knowledge`) can be answered from: an event whose attributes hold an answer never is.
+  Decisions carry `score` (the best similarity) and that hit's `knowledge_id`, escalations
+  too, so `agentflow eval` can sweep the threshold.
   """
   threshold: float = 0.45
   answer_field: str = "answer"
@@ -34,7 +36,8 @@ class RetrievalAnswerPolicy(DecisionPolicy):
     if best is not None and best.score >= self.threshold:
       return self.decision(retrieval, REPLY, best.score, str(best.metadata[self.answer_field]),
                            [best.id], matched_question=best.text, topic=best.metadata.get("topic", ""),
-                           knowledge_id=best.metadata.get("knowledge_id", ""))
+                           knowledge_id=best.metadata.get("knowledge_id", ""), score=round(best.score, 4))
     best_score = best.score if best is not None else 0.0
     return self.decision(retrieval, ESCALATE, 1.0 - max(0.0, best_score), "", cited,
-                         best_score=round(best_score, 4))
+                         best_score=round(best_score, 4), score=round(best_score, 4),
+                         knowledge_id=best.metadata.get("knowledge_id", "") if best is not None else "")
