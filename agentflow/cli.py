@@ -2,6 +2,8 @@
 
   agentflow run --input EVENTS [--knowledge KB] [--store URI] [beam flags...]   (run --help: every flag)
   agentflow ingest --knowledge KB [--store URI]
+  agentflow eval --input EVENTS --knowledge KB --expected LABELS --report REPORT.json [--plot PNG]
+                 [--target_precision P] [run flags...]
   agentflow vespa package --out DIR
   agentflow audit verify DIR
 """
@@ -84,12 +86,21 @@ def _vespa(argv: List[str]) -> int:
   return main_vespa_package(argv[1:])
 
 
+def _eval(argv: List[str]) -> int:
+  if _wants_help(argv):
+    from agentflow.evaluation import eval_parser
+    eval_parser().print_help()
+    return _print_flags("eval")
+  from agentflow.evaluation import main_eval
+  return main_eval(argv)
+
+
 def _audit(argv: List[str]) -> int:
   from agentflow.observability.audit import main_audit
   return main_audit(argv)
 
 
-COMMANDS = {"run": _run, "ingest": _ingest, "vespa": _vespa, "audit": _audit}
+COMMANDS = {"run": _run, "ingest": _ingest, "eval": _eval, "vespa": _vespa, "audit": _audit}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
