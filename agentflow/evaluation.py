@@ -179,8 +179,9 @@ def eval_parser() -> argparse.ArgumentParser:
   return p
 
 
-def main_eval(argv: List[str], out=sys.stdout) -> int:
+def main_eval(argv: List[str], out=None) -> int:
   """`agentflow eval`; returns the exit code."""
+  out = out or sys.stdout
   args, rest = eval_parser().parse_known_args(argv)
   from apache_beam.options.pipeline_options import PipelineOptions
 
