@@ -68,7 +68,7 @@ def headline(r: dict) -> dict:
                             "labels", "threshold")}
 
 
-def plot(results: dict) -> str:
+def plot(results: dict, name: str) -> str:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -87,7 +87,7 @@ def plot(results: dict) -> str:
     ax.legend(fontsize=7, loc="lower left")
   axes[0][0].set_ylabel("reply precision")
   fig.tight_layout()
-  path = os.path.join(RESULTS, "intent_eval.png")
+  path = os.path.join(RESULTS, f"{name}.png")
   fig.savefig(path, dpi=100)
   plt.close(fig)
   return path
@@ -101,6 +101,7 @@ def main():
   ap.add_argument("--limit", type=int, default=1500, help="held-out test questions per data set (0 = all)")
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--no_support", action="store_true", help="skip the support example")
+  ap.add_argument("--name", default="intent_eval", help="results/NAME.json and NAME.png")
   args = ap.parse_args()
   sets = {}
   with tempfile.TemporaryDirectory(prefix="intent-eval-") as tmp:
@@ -129,14 +130,18 @@ def main():
                 if new[k] is not None and old[k]}
       print("  centroid / top1: " + "  ".join(f"{k} {v:.3f}x" for k, v in ratios.items()), flush=True)
       results[name]["ratio"] = ratios
-  path = save("intent_eval", {"args": {k: v for k, v in vars(args).items() if k not in intent_data.LOADERS},
+      _save(args, results, started)  # after each data set: a slow machine still leaves the finished ones
+
+
+def _save(args, results, started):
+  path = save(args.name, {"args": {k: v for k, v in vars(args).items() if k not in intent_data.LOADERS and k != "name"},
                               "elapsed_s": round(time.time() - started, 1),
                               "results": {n: {"centroid": headline(r["centroid"]), "top1": headline(r["top1"]),
                                               "ratio": r["ratio"],
                                               "sweep": {p: r[p]["sweep"] for p in POLICIES},
                                               "per_topic_centroid": r["centroid"]["per_topic"]}
                                           for n, r in results.items()}})
-  print(f"results: {path}  plot: {plot(results)}")
+  print(f"  results: {path}  plot: {plot(results, args.name)}", flush=True)
 
 
 if __name__ == "__main__":
