@@ -55,7 +55,10 @@ def test_readme_points_to_run_help_and_names_only_flags_that_exist():
   assert "agentflow run --help" in readme
   named = {m[2:] for m in re.findall(r"(?<![\w-])--[a-z][a-z_]+", readme)}
   other_commands = {"help", "out"}  # agentflow vespa package --out DIR
-  known = {f[2:] for f in _flags(AgentflowOptions)} | set(PipelineOptions([]).get_all_options()) | other_commands
+  from agentflow.evaluation import eval_parser
+  eval_flags = {a.option_strings[0][2:] for a in eval_parser()._actions if a.option_strings}  # agentflow eval
+  known = ({f[2:] for f in _flags(AgentflowOptions)} | set(PipelineOptions([]).get_all_options()) | other_commands
+           | eval_flags)
   assert named - known == set()
 
 

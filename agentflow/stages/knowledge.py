@@ -9,6 +9,7 @@ as one, steadier, point instead of competing neighbours.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import apache_beam as beam
@@ -73,7 +74,10 @@ def answer_centroid(key, entries) -> AgentEvent:
   mean = np.mean(np.stack([e.embedding for e in entries]), axis=0)
   norm = float(np.linalg.norm(mean))
   first = entries[0]
-  return AgentEvent(event_id=hashlib.blake2b(answer.encode("utf-8"), digest_size=16).hexdigest(), session_id="",
+  # Named by its answer, so re-ingesting the answer overwrites it; base32 (letters and 2-7), so
+  # the id never holds a run of digits that reads like a phone or card number.
+  digest = hashlib.blake2b(answer.encode("utf-8"), digest_size=16).digest()
+  return AgentEvent(event_id=base64.b32encode(digest).decode("ascii").rstrip("=").lower(), session_id="",
                     text=first.text, timestamp=0.0, tenant=tenant, kind=KIND_ANSWER,
                     attributes={**first.attributes, "questions": len(entries),
                                 "knowledge_ids": [e.event_id for e in entries]},
