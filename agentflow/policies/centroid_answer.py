@@ -1,6 +1,7 @@
 """Reply with the known answer whose questions, taken together, are nearest; else escalate."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from agentflow.policies.base import DecisionPolicy
@@ -8,6 +9,15 @@ from agentflow.policies.retrieval_answer import ESCALATE, REPLY
 from agentflow.types import KIND_ANSWER, Decision, Retrieval, is_knowledge
 
 NO_ANSWERS = "no_answers"
+_LOG = logging.getLogger(__name__)
+_warned = []  # once per process: a stream would repeat it for every event
+
+
+def _warn_no_answers() -> None:
+  if not _warned:
+    _warned.append(True)
+    _LOG.warning("no known answer among the retrieved hits; if the store was ingested before answer documents "
+                 "existed, run `agentflow ingest --knowledge FILE` again, or use --answer_policy top1")
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class CentroidAnswerPolicy(DecisionPolicy):
     answers = list(best_by_answer.values())
     cited = [h.id for h in sorted(retrieval.hits, key=lambda h: -h.score)[:self.max_cited]]
     if not answers:
+      _warn_no_answers()
       return self.decision(retrieval, ESCALATE, 1.0, "", cited, score=0.0, reason=NO_ANSWERS)
     best = answers[0]
     margin = best.score - answers[1].score if len(answers) > 1 else best.score
