@@ -73,14 +73,14 @@ def plot(results: dict, name: str) -> str:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 4), squeeze=False)
-  for ax, (name, res) in zip(axes[0], results.items()):
+  for ax, (label, res) in zip(axes[0], results.items()):
     for policy, color in zip(POLICIES, ("tab:blue", "tab:orange")):
       r = res[policy]
       ax.plot([s["reply_rate"] for s in r["sweep"]], [s["reply_precision"] for s in r["sweep"]], color=color,
               label=policy)
       ax.plot([r["reply_rate"]], [r["reply_precision"]], "*", color=color, markersize=12,
               label=f"{policy} @ {r['threshold']:.2f}: acc {r['accuracy']:.3f}")
-    ax.set_title(f"{name} ({res['centroid']['labels']} questions)", fontsize=9)
+    ax.set_title(f"{label} ({res['centroid']['labels']} questions)", fontsize=9)
     ax.set_xlabel("coverage (reply rate)")
     ax.set_xlim(0, 1.02)
     ax.grid(alpha=0.3)

@@ -70,7 +70,7 @@ def test_replaying_events_creates_no_duplicate_documents(tmp_path, handler):
     with TestPipeline() as p:
       _ = p | beam.Create(msgs + msgs[:3]) | AgentGraph(handler, store, RetrievalAnswerPolicy())
   with store:
-    assert store.count() == 12
+    assert store.count() == 14  # 2 questions, their 2 answer documents, 10 events
     assert store.count(QueryFilter(kind="event")) == 10
 
 
