@@ -25,10 +25,11 @@ log-scale latency, every job and its peer (`benchmarks/results/streaming_latency
 Goal: p99 < 250 ms at 50 events/s, and <= 1.25x the peer's p99.
 
 `direct` is `agentflow run --streaming` with no `--runner`; `--default_path` leaves out
-`--model_backend`, so the run measures exactly what a user gets by default (otherwise both
-the peer and the job run `--backend`). `prism` runs on Prism (LOOPBACK, agentflow's Python
-Pub/Sub IO; built by runners/prism/install.sh). `flink` runs on Flink (local, parallelism 1,
-LOOPBACK) with Java's PubsubIO cross-language (runners/flink and runners/expansion jars).
+`--model_backend` (auto: onnx for a streaming job), so the run measures exactly what a user
+gets by default (otherwise both the peer and the job run `--backend`). `prism` runs on Prism
+(LOOPBACK, agentflow's Python Pub/Sub IO; built by runners/prism/install.sh). `flink` runs on
+Flink (local, parallelism 1, LOOPBACK) with Java's PubsubIO cross-language (runners/flink and
+runners/expansion jars).
 `--short` offers 300 events a rate after 50 warm-up, so a whole series runs in minutes.
 """
 from __future__ import annotations
@@ -370,7 +371,7 @@ def wait_ready(publish, received, job, timeout_s, log_path):
 def raw_encode_rate(args):
   """Texts per second for the model alone in this process, 50 texts a call (the machine's ceiling)."""
   from agentflow.models import SentenceTransformerHandler
-  handler = SentenceTransformerHandler(backend="torch" if args.default_path else args.backend)
+  handler = SentenceTransformerHandler(backend="onnx" if args.default_path else args.backend)
   model = handler.load_model()
   texts = texts_of(make_events(500, seed=4))
   handler.embed(model, texts[:50])

@@ -18,7 +18,7 @@ import signal
 import sys
 from collections import defaultdict
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from agentflow.io.pubsub_portable import publisher_api
 from agentflow.job import components
@@ -102,6 +102,7 @@ def serve(peer: SupportPeer, subscription: str, topic: str, dead_topic: str, sto
 
 def main(argv=None):
   options = PipelineOptions(argv)
+  options.view_as(StandardOptions).streaming = True  # what --model_backend auto resolves by
   opts = options.view_as(AgentflowOptions)
   if not opts.input_subscription or not opts.output_topic:
     sys.exit("give --input_subscription and --output_topic")

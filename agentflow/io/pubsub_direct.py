@@ -16,15 +16,14 @@ through pickle, building a new `DoFnRunner` and calling the DoFn's `setup` and `
 around the bundle. In a streaming job every pull is a bundle, so each pull paid that for
 each of the graph's ~20 steps (a profile of `benchmarks/streaming_latency.py --profile`
 put a fifth of the job's CPU in `start_bundle`/`finish_bundle`). `_KeptDoFnParDoEvaluator`
-keeps each step's DoFn set up across bundles, as every other runner does, and its
-`DoFnSignature` (the method inspection each new `DoFnRunner` repeats); the per-bundle
-pickle test (which only checks that the DoFn pickles) is left out.
+keeps each step's DoFn set up across bundles, as every other runner does, and what Beam's
+`get_dofn_specs` found in it (an inspection of every method, repeated several times per
+bundle); the per-bundle pickle test (which only checks that the DoFn pickles) is left out.
 """
 from __future__ import annotations
 
 import functools
 import os
-import threading
 from typing import Any, Dict, List
 
 from agentflow.io.pubsub_portable import message_timestamp
@@ -44,6 +43,28 @@ def install() -> None:
   from apache_beam.transforms.core import ParDo
   TransformEvaluatorRegistry._test_evaluators_overrides[_DirectReadFromPubSub] = _evaluator_class()
   TransformEvaluatorRegistry._test_evaluators_overrides[ParDo] = _pardo_evaluator_class()
+  _keep_dofn_specs()
+
+
+def _keep_dofn_specs() -> None:
+  """Beam's `userstate.get_dofn_specs` inspects every method of a DoFn, and the DirectRunner
+  and `DoFnRunner` ask it several times per bundle (is it stateful? has it timers?): for the
+  DoFns `_KeptDoFnParDoEvaluator` keeps, the first answer is kept (a DoFn's methods do not change)."""
+  from apache_beam.transforms import userstate
+  beams = userstate.get_dofn_specs
+  if getattr(beams, "keeps_specs", False):
+    return
+
+  def get_dofn_specs(dofn):
+    entry = _KEPT.get(id(dofn))
+    if entry is None or entry["dofn"] is not dofn:
+      return beams(dofn)
+    if "specs" not in entry:
+      entry["specs"] = beams(dofn)
+    return entry["specs"]
+
+  get_dofn_specs.keeps_specs = True
+  userstate.get_dofn_specs = get_dofn_specs
 
 
 def _subscriber():
@@ -78,7 +99,6 @@ def _evaluator_class():
 @functools.cache
 def _pardo_evaluator_class():
   from apache_beam import coders, pvalue
-  from apache_beam.runners import common
   from apache_beam.runners.common import DoFnRunner, DoFnState
   from apache_beam.runners.direct.direct_userstate import DirectUserStateContext
   from apache_beam.runners.direct.transform_evaluator import _ParDoEvaluator, _TaggedReceivers
@@ -100,9 +120,10 @@ def _pardo_evaluator_class():
         self._tagged_receivers[output_tag].tag = output_tag
       self._counter_factory = counters.CounterFactory()
       dofn = transform.dofn
+      _kept(dofn, "dofn", lambda: dofn)
       self.user_state_context = None
       self.user_timer_map = {}
-      if _kept(dofn, "stateful", lambda: is_stateful_dofn(dofn)):
+      if is_stateful_dofn(dofn):
         kv_type_hint = self._applied_ptransform.inputs[0].element_type
         self.key_coder = (coders.registry.get_coder(kv_type_hint).key_coder()
                           if kv_type_hint and kv_type_hint != Any else coders.registry.get_coder(Any))
@@ -110,19 +131,11 @@ def _pardo_evaluator_class():
         _, all_timer_specs = get_dofn_specs(dofn)
         for timer_spec in all_timer_specs:
           self.user_timer_map[f"user/{timer_spec.name}"] = timer_spec
-      # DoFnRunner inspects the DoFn's methods (DoFnSignature) each time it is built: a
-      # module-level name, pointed at the kept signature while this step's runner is built.
-      signature = _kept(dofn, "signature", lambda: common.DoFnSignature(dofn))
-      with _LOCK:
-        beams, common.DoFnSignature = common.DoFnSignature, lambda fn: signature if fn is dofn else beams(fn)
-        try:
-          self.runner = DoFnRunner(
-              dofn, getattr(transform, "args", []), getattr(transform, "kwargs", {}), self._side_inputs,
-              self._applied_ptransform.inputs[0].windowing, tagged_receivers=self._tagged_receivers,
-              step_name=self._applied_ptransform.full_label, state=DoFnState(self._counter_factory),
-              user_state_context=self.user_state_context)
-        finally:
-          common.DoFnSignature = beams
+      self.runner = DoFnRunner(
+          dofn, getattr(transform, "args", []), getattr(transform, "kwargs", {}), self._side_inputs,
+          self._applied_ptransform.inputs[0].windowing, tagged_receivers=self._tagged_receivers,
+          step_name=self._applied_ptransform.full_label, state=DoFnState(self._counter_factory),
+          user_state_context=self.user_state_context)
       if not _kept(dofn, "set_up", lambda: False):
         self.runner.setup()
         _KEPT[id(dofn)]["set_up"] = True
@@ -142,7 +155,6 @@ def _pardo_evaluator_class():
 
 # What `_KeptDoFnParDoEvaluator` keeps per DoFn, by id; the DoFn is held too, so its id is never reused.
 _KEPT: Dict[int, Dict[str, Any]] = {}
-_LOCK = threading.Lock()
 
 
 def _kept(dofn, name: str, compute):
