@@ -69,7 +69,7 @@ GIVE_UP_MS = 5000.0  # past this, higher rates are not offered
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--runners", default="direct", help="comma-separated: direct, prism, flink")
-  ap.add_argument("--rates", default="50", help="comma-separated events/s, offered in this order")
+  ap.add_argument("--rates", default="10,20,35,50,75,100", help="comma-separated events/s, offered in this order")
   ap.add_argument("--events", type=int, default=1000, help="measured events per rate")
   ap.add_argument("--warmup", type=int, default=100, help="unmeasured events before each rate's")
   ap.add_argument("--short", action="store_true", help="300 events a rate after 50 warm-up")
