@@ -108,9 +108,13 @@ def _pardo_evaluator_class():
 
   class _KeptDoFnParDoEvaluator(_ParDoEvaluator):
     """Beam 2.62's `_ParDoEvaluator` with the step's own DoFn, set up on its first bundle and
-    never torn down (the process ends with the job)."""
+    never torn down (the process ends with the job), in pipelines that read Pub/Sub; other
+    pipelines the DirectRunner runs in the same process (tests) keep Beam's evaluator."""
 
     def start_bundle(self):
+      self._keeps = _reads_pubsub(self._evaluation_context)
+      if not self._keeps:
+        return super().start_bundle()
       transform = self._applied_ptransform.transform
       self._tagged_receivers = _TaggedReceivers(self._evaluation_context)
       for output_tag in self._applied_ptransform.outputs:
@@ -142,6 +146,8 @@ def _pardo_evaluator_class():
       self.runner.start()
 
     def finish_bundle(self):
+      if not self._keeps:
+        return super().finish_bundle()
       self.runner.finish()
       bundles = list(self._tagged_receivers.values())
       result_counters = self._counter_factory.get_counters()
@@ -151,6 +157,16 @@ def _pardo_evaluator_class():
       return TransformResult(self, bundles, [], result_counters, None)
 
   return _KeptDoFnParDoEvaluator
+
+
+def _reads_pubsub(evaluation_context) -> bool:
+  """Whether the pipeline `evaluation_context` runs has a Pub/Sub read among its roots."""
+  from apache_beam.runners.direct.direct_runner import _DirectReadFromPubSub
+  found = getattr(evaluation_context, "_agentflow_reads_pubsub", None)
+  if found is None:
+    found = any(isinstance(t.transform, _DirectReadFromPubSub) for t in evaluation_context._root_transforms)
+    evaluation_context._agentflow_reads_pubsub = found
+  return found
 
 
 # What `_KeptDoFnParDoEvaluator` keeps per DoFn, by id; the DoFn is held too, so its id is never reused.
