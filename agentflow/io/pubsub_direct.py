@@ -48,8 +48,9 @@ def install() -> None:
 
 def _keep_dofn_specs() -> None:
   """Beam's `userstate.get_dofn_specs` inspects every method of a DoFn, and the DirectRunner
-  and `DoFnRunner` ask it several times per bundle (is it stateful? has it timers?): for the
-  DoFns `_KeptDoFnParDoEvaluator` keeps, the first answer is kept (a DoFn's methods do not change)."""
+  and `DoFnRunner` ask it several times per bundle (is it stateful? has it timers?), and
+  `core.get_function_arguments` each method's signature: for the DoFns
+  `_KeptDoFnParDoEvaluator` keeps, the first answers are kept (a DoFn's methods do not change)."""
   from apache_beam.transforms import userstate
   beams = userstate.get_dofn_specs
   if getattr(beams, "keeps_specs", False):
@@ -65,6 +66,22 @@ def _keep_dofn_specs() -> None:
 
   get_dofn_specs.keeps_specs = True
   userstate.get_dofn_specs = get_dofn_specs
+
+  # Each new DoFnRunner also inspects the signatures of the DoFn's methods (MethodWrapper).
+  from apache_beam.transforms import core
+  beams_arguments = core.get_function_arguments
+
+  def get_function_arguments(obj, func):
+    entry = _KEPT.get(id(obj))
+    if entry is None or entry["dofn"] is not obj:
+      return beams_arguments(obj, func)
+    arguments = entry.setdefault("arguments", {})
+    if func not in arguments:
+      arguments[func] = beams_arguments(obj, func)
+    args, defaults = arguments[func]
+    return list(args), list(defaults)
+
+  core.get_function_arguments = get_function_arguments
 
 
 def _subscriber():
