@@ -41,7 +41,7 @@ from agentflow.models.cache import CachingEmbeddingHandler, cache_from_spec
 from agentflow.observability.audit import AuditLog
 from agentflow.observability.progress import ShowProgress
 from agentflow.observability.summary import RunSummary
-from agentflow.options import AgentflowOptions
+from agentflow.options import AgentflowOptions, model_backend
 from agentflow.policies.centroid_answer import CentroidAnswerPolicy
 from agentflow.policies.retrieval_answer import RetrievalAnswerPolicy
 from agentflow.stages.dedupe import DedupeConfig
@@ -58,7 +58,7 @@ from agentflow.types import KIND_KNOWLEDGE
 
 def components(opts: AgentflowOptions):
   """The model handler, store and policy the options describe (built, not opened)."""
-  handler = model_from_spec(opts.model, backend=opts.model_backend, max_batch_size=opts.embed_batch_size)
+  handler = model_from_spec(opts.model, backend=model_backend(opts), max_batch_size=opts.embed_batch_size)
   if opts.embedding_cache != "none":
     handler = CachingEmbeddingHandler(handler, cache_from_spec(opts.embedding_cache, opts.embedding_cache_size))
   store = store_from_uri(opts.store, handler.dimension)

@@ -8,6 +8,17 @@ DEFAULT_MODEL = "sentence-transformers"
 ANSWER_POLICIES = ("centroid", "top1")
 
 
+def model_backend(options: PipelineOptions) -> str:
+  """The model runtime `--model_backend` names, with auto resolved: onnx for a streaming job's
+  sentence-transformers model, else torch (a TF-Hub model has one runtime)."""
+  from apache_beam.options.pipeline_options import StandardOptions
+  opts = options.view_as(AgentflowOptions)
+  if opts.model_backend != "auto":
+    return opts.model_backend
+  tfhub = opts.model.partition(":")[0] == "tfhub"
+  return "onnx" if options.view_as(StandardOptions).streaming and not tfhub else "torch"
+
+
 class AgentflowOptions(PipelineOptions):
   """Flags of `pipelines/agent_pipeline.py`; each is also a Flex Template parameter."""
 
@@ -51,8 +62,10 @@ class AgentflowOptions(PipelineOptions):
                         help="Vector store URI: local:DIR (embedded, default) or vespa:URL.")
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help="Embedding model: sentence-transformers[:LOCAL_DIR] or tfhub:SAVED_MODEL_DIR.")
-    parser.add_argument("--model_backend", default="torch", choices=("torch", "onnx"),
-                        help="Runtime for a sentence-transformers model: torch, or onnx (exported at load, CPU only).")
+    parser.add_argument("--model_backend", default="auto", choices=("auto", "torch", "onnx"),
+                        help="Runtime for a sentence-transformers model: torch, or onnx (exported at load, CPU only); "
+                             "auto is onnx for a --streaming job (faster per event, docs/performance.md) and torch "
+                             "otherwise.")
     parser.add_argument("--embedding_cache", default="lru",
                         help="Embedding cache: lru (per worker), redis://HOST:PORT[/DB] (shared) or none.")
     parser.add_argument("--embedding_cache_size", type=int, default=100000,

@@ -1,29 +1,36 @@
-"""Streaming latency on the Pub/Sub emulator: event published -> decision received, at a fixed rate.
+"""Streaming latency against offered load on the Pub/Sub emulator, every job beside its hand-written peer.
 
-  python -m benchmarks.streaming_latency [--rate 50] [--events 1000] [--warmup 100] [--runner direct|prism|flink]
-                                        [--job graph|passthrough|relay] [--backend torch|onnx]
+  python -m benchmarks.streaming_latency [--runners direct,prism,flink] [--rates 10,20,35,50,75,100]
+                                        [--events 1000] [--warmup 100] [--short] [--job graph|passthrough]
+                                        [--backend torch|onnx] [--default_path]
 
-Starts the Pub/Sub emulator, ingests the support knowledge base, starts `agentflow run
---streaming` reading a subscription and publishing decisions to a topic, waits until the
-job answers a probe event (so start-up is not measured), then publishes events at `--rate`
-per second and records, per event, the time from publish to the decision arriving at a
-subscriber in this process. Each event goes out in its own Publish call, started when the
-clock starts: no client-side batch holds it first. Events that come out as dead letters are counted by reason;
-"missing" ones came out as neither within 120 s of the last publish. Goal: p99 < 250 ms at 50 events/s.
+Starts the Pub/Sub emulator and ingests the support knowledge base once. Then, for each
+runner in `--runners`, it runs a pair: first the peer (`support_peer.py`: the same agent by
+hand, no Beam, with the library's own model handler, store and policy; for `--job
+passthrough` the plain relay `pubsub_relay.py`), then `agentflow run --streaming` on that
+runner, each on fresh topics and a fresh copy of the store. Each job is started once, waited
+for until it answers a probe event (start-up is not measured), and then offered each rate
+of `--rates` in turn: `--events` events at that rate (after `--warmup` unmeasured ones),
+each in its own Publish call started when its clock starts, with the time from publish to
+its decision arriving at a subscriber in this process recorded per event. A job that falls
+behind at a rate (events missing 60 s after the last publish, or latency still growing
+over the step: the last quarter's p50 above twice the first quarter's plus 100 ms, or a
+p50 above 1 s) is marked saturated there; past a p50 of 5 s higher rates are not offered.
+`--profile` samples each job with py-spy while it runs and prints its hottest frames.
 
-`--runner prism` runs the job on Prism (LOOPBACK), reading and writing Pub/Sub with
-agentflow's Python IO (`agentflow.io.pubsub_portable`); Prism is built by runners/prism/install.sh.
-`--runner flink` runs the job on Flink (local, parallelism 1, LOOPBACK) reading and
-writing Pub/Sub through Java's PubsubIO cross-language, as `tests/test_pubsub_portable.py`
-does; it needs java and resolves runners/flink and runners/expansion from Maven Central.
-`--job passthrough` runs `pubsub_passthrough.py` instead of the graph: the same Pub/Sub
-source and sink with nothing between them, the latency floor of the runner and its IO.
-`--job relay` runs `pubsub_relay.py`: the same pulls and publishes in a plain loop with no
-Beam (`--runner` is then ignored), the floor of the emulator and its clients alone.
-`--backend onnx` runs the graph's model on ONNX Runtime (`--model_backend onnx`).
+It prints one row per job and rate with p50/p90/p99 and the ratio of the job's p99 to its
+peer's at the same rate, the rate at which each job saturates, `os.getloadavg()` with each
+run (the machine may be shared), and saves one chart: p50 and p99 against offered rate,
+log-scale latency, every job and its peer (`benchmarks/results/streaming_latency_series*.png`).
+Goal: p99 < 250 ms at 50 events/s, and <= 1.25x the peer's p99.
 
-Afterwards it encodes the measured texts in this process, one second's events (`--rate`)
-a call, and prints the share of wall-clock time the model alone needs at that rate.
+`direct` is `agentflow run --streaming` with no `--runner`; `--default_path` leaves out
+`--model_backend` (auto: onnx for a streaming job), so the run measures exactly what a user
+gets by default (otherwise both the peer and the job run `--backend`). `prism` runs on Prism
+(LOOPBACK, agentflow's Python Pub/Sub IO; built by runners/prism/install.sh). `flink` runs on
+Flink (local, parallelism 1, LOOPBACK) with Java's PubsubIO cross-language (runners/flink and
+runners/expansion jars).
+`--short` offers 300 events a rate after 50 warm-up, so a whole series runs in minutes.
 """
 from __future__ import annotations
 
@@ -31,6 +38,8 @@ import argparse
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,7 +49,7 @@ from collections import Counter
 
 from agentflow.io.pubsub_portable import publisher_api
 
-from benchmarks.common import bar_plot, embed_rate, percentiles, save
+from benchmarks.common import RESULTS, embed_rate, percentiles, save
 from benchmarks.texts import make_events, texts_of
 from tests.pubsub_emulator import PubSubEmulator, create_topics, emulator_jar
 from tests.services import killable_job_env, local_flink_args, prism_args, pubsub_expansion_service
@@ -50,117 +59,282 @@ ROOT = os.path.dirname(HERE)
 
 PROJECT = "agentflow-bench"
 KNOWLEDGE = os.path.join(ROOT, "examples", "support_chatbot", "knowledge.jsonl")
+RUNNER_NAMES = {"direct": "DirectRunner", "prism": "PrismRunner", "flink": "FlinkRunner"}
+DRAIN_S = 60.0
+GOAL_MS = 250.0
+BACKLOG_MS = 1000.0  # a median above this is a queue, not processing
+GIVE_UP_MS = 5000.0  # past this, higher rates are not offered
 
 
 def main(argv=None):
-  ap = argparse.ArgumentParser(description=__doc__)
-  ap.add_argument("--rate", type=float, default=50.0)
-  ap.add_argument("--events", type=int, default=1000)
-  ap.add_argument("--warmup", type=int, default=100)
-  ap.add_argument("--runner", choices=("direct", "prism", "flink"), default="direct")
-  ap.add_argument("--job", choices=("graph", "passthrough", "relay"), default="graph")
-  ap.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="the graph's --model_backend")
+  ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--runners", default="direct", help="comma-separated: direct, prism, flink")
+  ap.add_argument("--rates", default="10,20,35,50,75,100", help="comma-separated events/s, offered in this order")
+  ap.add_argument("--events", type=int, default=1000, help="measured events per rate")
+  ap.add_argument("--warmup", type=int, default=100, help="unmeasured events before each rate's")
+  ap.add_argument("--short", action="store_true", help="300 events a rate after 50 warm-up")
+  ap.add_argument("--job", choices=("graph", "passthrough"), default="graph")
+  ap.add_argument("--backend", choices=("torch", "onnx"), default="onnx", help="the model's --model_backend")
+  ap.add_argument("--default_path", action="store_true",
+                  help="run `agentflow run --streaming` with no --model_backend (the default a user gets)")
+  ap.add_argument("--profile", action="store_true",
+                  help="sample each job's CPU with py-spy (on PATH) from ready to stop; print the hottest frames")
   ap.add_argument("--ready_timeout", type=float, default=600.0,
-                  help="seconds to wait for the job to answer its first probe event")
+                  help="seconds to wait for a job to answer its first probe event")
   args = ap.parse_args(argv)
-  if args.job == "relay":
-    args.runner = "none"
+  if args.short:
+    args.events, args.warmup = 300, 50
+  runners = [r.strip() for r in args.runners.split(",") if r.strip()]
+  unknown = sorted(set(runners) - set(RUNNER_NAMES))
+  if unknown:
+    sys.exit(f"unknown runner(s) {unknown}; expected some of {', '.join(RUNNER_NAMES)}")
+  rates = [float(r) for r in args.rates.split(",")]
   if emulator_jar() is None:
     sys.exit("the Pub/Sub emulator (Cloud SDK component) and java are required")
+  print(f"load average at start {fmt_load()}", flush=True)
+  runs = []
   with tempfile.TemporaryDirectory() as work:
-    with PubSubEmulator(os.path.join(work, "emulator.log")) as host, runner_services(args.runner, work) as runner_args:
+    with PubSubEmulator(os.path.join(work, "emulator.log")) as host:
       os.environ["PUBSUB_EMULATOR_HOST"] = host
-      _, sub, paths = create_topics(PROJECT, ["bench-in", "bench-out", "bench-dead"])
       env = killable_job_env(os.path.join(work, "tmp"))
-      store = f"local:{work}/store"
+      base_store = os.path.join(work, "store-base")
       if args.job == "graph":
-        subprocess.run([sys.executable, "-m", "agentflow.cli", "ingest", "--knowledge", KNOWLEDGE, "--store", store,
-                        "--dead_letter_output", os.path.join(work, "dl")], check=True, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        command = [sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--store", store,
-                   "--dead_letter_topic", paths["bench-dead"][0], "--progress_interval", "0",
-                   "--model_backend", args.backend]
-      else:
-        command = [sys.executable, "-m", f"benchmarks.pubsub_{args.job}"]
-      job = subprocess.Popen([*command, *runner_args, "--input_subscription", paths["bench-in"][1],
-                              "--output_topic", paths["bench-out"][0]],
-                             env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "job.log"), "w"),
-                             start_new_session=True)
-      sent, received, dead = {}, {}, {}
+        subprocess.run([sys.executable, "-m", "agentflow.cli", "ingest", "--knowledge", KNOWLEDGE,
+                        "--store", f"local:{base_store}", "--dead_letter_output", os.path.join(work, "dl")],
+                       check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+      for n, runner in enumerate(runners):
+        for job in ("peer", runner):
+          name = f"{job}-{n}"
+          store = os.path.join(work, f"store-{name}")
+          if args.job == "graph":
+            shutil.copytree(base_store, store)
+          runs.append(measure_job(args, job, runner, rates, work, env, name, f"local:{store}"))
+          print_run(runs[-1], runs[-2] if job != "peer" else None)
+  report(args, runs, rates)
 
-      def on_message(message):
-        received.setdefault(json.loads(message.data)["event_id"], time.time())
-        message.ack()
 
-      def on_dead_letter(message):
-        letter = json.loads(message.data)
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-          dead.setdefault(json.loads(letter["payload"]).get("event_id"), letter["reason"])
-        message.ack()
+def measure_job(args, job, runner, rates, work, env, name, store):
+  """Starts `job` ("peer" or a runner), offers it each rate, stops it; returns its run record."""
+  _, sub, paths = create_topics(PROJECT, [f"{name}-in", f"{name}-out", f"{name}-dead"])
+  topic_in, topic_out, topic_dead = (paths[f"{name}-{k}"] for k in ("in", "out", "dead"))
+  model = [] if args.default_path else ["--model_backend", args.backend]
+  with runner_services(job, work) as runner_args:
+    if job == "peer":
+      module = "support_peer" if args.job == "graph" else "pubsub_relay"
+      command = [sys.executable, "-m", f"benchmarks.{module}", "--store", store, *model]
+    elif args.job == "graph":
+      command = [sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--store", store,
+                 "--progress_interval", "0", *model]
+    else:
+      command = [sys.executable, "-m", "benchmarks.pubsub_passthrough"]
+    log_path = os.path.join(work, f"{name}.log")
+    proc = subprocess.Popen([*command, *runner_args, "--input_subscription", topic_in[1],
+                             "--output_topic", topic_out[0], "--dead_letter_topic", topic_dead[0]],
+                            env=env, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"),
+                            start_new_session=True)
+    received, dead = {}, {}
 
-      future = sub.subscribe(paths["bench-out"][1], callback=on_message)
-      dead_future = sub.subscribe(paths["bench-dead"][1], callback=on_dead_letter)
-      try:
-        publish = unbatched_publisher(paths["bench-in"][0])
-        ready = wait_ready(publish, received, job, args.ready_timeout, os.path.join(work, "job.log"))
-        print(f"job answered its first probe after {ready:.0f} s", flush=True)
-        total = args.warmup + args.events
-        events = make_events(total, seed=3)
-        start = time.time()
-        for i, e in enumerate(events):
-          due = start + i / args.rate
-          time.sleep(max(0.0, due - time.time()))
-          sent[json.loads(e)["event_id"]] = time.time()
-          publish(e.encode())
-        deadline = time.time() + 120
-        while len(sent.keys() - received.keys() - dead.keys()) and time.time() < deadline:
-          time.sleep(0.2)
-      finally:
-        future.cancel()
-        dead_future.cancel()
-        with contextlib.suppress(ProcessLookupError):
-          os.killpg(job.pid, signal.SIGTERM)
-        try:
-          job.wait(30)
-        except subprocess.TimeoutExpired:
-          os.killpg(job.pid, signal.SIGKILL)
-          job.wait(30)
-  measured = [json.loads(e)["event_id"] for e in events[args.warmup:]]
-  call = max(1, int(args.rate))
-  encode_ms = encode_ms_per_text(texts_of(events[args.warmup:]), call, args.backend)
+    def on_message(message):
+      received.setdefault(json.loads(message.data)["event_id"], time.time())
+      message.ack()
+
+    def on_dead_letter(message):
+      letter = json.loads(message.data)
+      with contextlib.suppress(ValueError, TypeError, AttributeError):
+        dead.setdefault(json.loads(letter["payload"]).get("event_id"), letter["reason"])
+      message.ack()
+
+    futures = [sub.subscribe(topic_out[1], callback=on_message),
+               sub.subscribe(topic_dead[1], callback=on_dead_letter)]
+    label = "peer" if job == "peer" else RUNNER_NAMES[job]
+    run = {"job": label, "runner": runner, "load_start": list(os.getloadavg()), "steps": []}
+    try:
+      publish = unbatched_publisher(topic_in[0])
+      run["ready_after_s"] = round(wait_ready(publish, received, proc, args.ready_timeout, log_path), 1)
+      profiler = start_profile(proc, os.path.join(work, f"{name}.stacks")) if args.profile else None
+      events = make_events((args.warmup + args.events) * len(rates), seed=3)
+      for i, rate in enumerate(rates):
+        chunk = events[i * (args.warmup + args.events):(i + 1) * (args.warmup + args.events)]
+        cpu = group_cpu_s(proc.pid)
+        step = offer(publish, chunk, rate, args.warmup, received, dead)
+        step["cpu_ms_per_event"] = round((group_cpu_s(proc.pid) - cpu) * 1000 / len(chunk), 2)
+        run["steps"].append(step)
+        print(f"  {label:12s} {rate:5g}/s  p50 {step['p50']:7.0f}  p99 {step['p99']:7.0f} ms  "
+              f"CPU {step['cpu_ms_per_event']:6.1f} ms/event"
+              f"{'  SATURATED' if step['saturated'] else ''}  load {fmt_load()}", flush=True)
+        if step["missing"] or step["p50"] > GIVE_UP_MS:
+          break
+    finally:
+      for f in futures:
+        f.cancel()
+      stop(proc)
+  run["load_end"] = list(os.getloadavg())
+  if args.profile and profiler is not None:
+    profiler.wait(60)
+    run["profile"] = hottest(os.path.join(work, f"{name}.stacks"))
+  return run
+
+
+def offer(publish, events, rate, warmup, received, dead):
+  """Publishes `events` at `rate`; the latency record of those after the first `warmup`."""
+  sent = {}
+  start = time.time()
+  for i, e in enumerate(events):
+    time.sleep(max(0.0, start + i / rate - time.time()))
+    sent[json.loads(e)["event_id"]] = time.time()
+    publish(e.encode())
+  deadline = time.time() + DRAIN_S
+  while len(sent.keys() - received.keys() - dead.keys()) and time.time() < deadline:
+    time.sleep(0.2)
+  measured = [json.loads(e)["event_id"] for e in events[warmup:]]
   lat = [(received[i] - sent[i]) * 1000 for i in measured if i in received]
   dead_letters = Counter(dead[i] for i in measured if i in dead and i not in received)
   missing = len(measured) - len(lat) - sum(dead_letters.values())
-  p = percentiles(lat, (50, 90, 99))
-  print(f"rate {args.rate}/s, {len(lat)} events measured after {args.warmup} warm-up, "
-        f"{sum(dead_letters.values())} dead-lettered {dict(dead_letters)}, {missing} missing")
-  print(f"event -> decision latency: p50 {p['p50']:.0f} ms, p90 {p['p90']:.0f} ms, p99 {p['p99']:.0f} ms")
-  print(f"ratio goal(250 ms)/p99 = {250.0 / p['p99']:.3f}  (>= 1 meets the goal)")
-  busy = encode_ms * args.rate / 1000.0
-  print(f"model encode alone, {call} texts a call: {encode_ms:.1f} ms/text = {busy:.2f} of wall-clock time "
-        f"at {args.rate:g}/s")
-  name = "_".join(["streaming_latency"] + [a for a in (args.runner, args.job, args.backend)
-                                           if a not in ("none", "direct", "graph", "torch")]
-                  + ([] if args.rate == 50 else [f"{args.rate:g}per_s"]))
-  save(name, {"runner": args.runner, "job": args.job, "backend": args.backend, "rate": args.rate,
-              "events": len(lat), "missing": missing, "dead_letters": dict(dead_letters), **p,
-              "ready_after_s": round(ready, 1), "encode_texts_per_call": call,
-              "encode_ms_per_text": round(encode_ms, 3),
-              "encode_busy_fraction": round(busy, 3)})
-  runner_name = {"none": "no runner", "direct": "DirectRunner", "prism": "PrismRunner",
-                 "flink": "FlinkRunner"}[args.runner]
-  bar_plot(name, f"Pub/Sub emulator, {runner_name}, {args.job} ({args.backend}), {args.rate:g} events/s",
-           ["p50", "p90", "p99"],
-           {"latency ms": [p["p50"], p["p90"], p["p99"]]}, "ms", hline=(250.0, "goal p99 < 250 ms"))
+  quarter = max(1, len(lat) // 4)
+  growing = bool(lat) and (percentiles(lat[-quarter:], (50,))["p50"]
+                           > 2 * percentiles(lat[:quarter], (50,))["p50"] + 100)
+  p = percentiles(lat or [float("nan")], (50, 90, 99))
+  return {"rate": rate, "events": len(lat), "missing": missing, "dead_letters": dict(dead_letters), **p,
+          "saturated": missing > 0 or growing or p["p50"] > BACKLOG_MS, "load": list(os.getloadavg())}
+
+
+def start_profile(proc, path):
+  """py-spy sampling `proc` and its children (every Python thread on CPU) until they exit."""
+  spy = shutil.which("py-spy")
+  if spy is None:
+    sys.exit("--profile needs py-spy on PATH (pip install py-spy)")
+  return subprocess.Popen([spy, "record", "--pid", str(proc.pid), "--subprocesses", "--nonblocking",
+                           "--rate", "50", "--format", "raw", "--output", path],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def hottest(path, top=30):
+  """The frames holding most CPU samples (inclusive), as (share, frame), from py-spy's collapsed stacks."""
+  inclusive, total = Counter(), 0
+  with contextlib.suppress(OSError), open(path) as f:
+    for line in f:
+      stack, _, count = line.rstrip().rpartition(" ")
+      if not count.isdigit():
+        continue
+      total += int(count)
+      for frame in {re.sub(r":\d+\)$", ")", f) for f in stack.split(";")}:
+        inclusive[frame] += int(count)
+  return [(round(n / total, 3), frame) for frame, n in inclusive.most_common(top)] if total else []
+
+
+def group_cpu_s(pgid):
+  """CPU seconds (user + system) of every live process in process group `pgid` (the job and its
+  workers, Prism's or Flink's own process included): a per-event cost that a shared machine
+  does not inflate the way it inflates latency."""
+  tick, total = os.sysconf("SC_CLK_TCK"), 0
+  for pid in filter(str.isdigit, os.listdir("/proc")):
+    with contextlib.suppress(OSError, ValueError, IndexError):
+      with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+      if int(fields[2]) == pgid:
+        total += int(fields[11]) + int(fields[12])
+  return total / tick
+
+
+def stop(proc):
+  with contextlib.suppress(ProcessLookupError):
+    os.killpg(proc.pid, signal.SIGTERM)
+  try:
+    proc.wait(30)
+  except subprocess.TimeoutExpired:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+
+
+def fmt_load():
+  return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def print_run(run, peer):
+  print(f"{run['job']}: ready after {run['ready_after_s']} s, load {run['load_start']} -> {run['load_end']}",
+        flush=True)
+  for share, frame in run.get("profile", []):
+    print(f"  {share:6.1%}  {frame}")
+  if peer is None:
+    return
+  peers = {s["rate"]: s for s in peer["steps"]}
+  for s in run["steps"]:
+    ref = peers.get(s["rate"])
+    ratio = f"{s['p99'] / ref['p99']:.2f}x peer" if ref else "peer saturated"
+    print(f"  {run['job']} {s['rate']:g}/s: p99 {s['p99']:.0f} ms = {ratio}", flush=True)
+
+
+def saturation(run):
+  """The lowest offered rate at which `run` fell behind, or None."""
+  return next((s["rate"] for s in run["steps"] if s["saturated"]), None)
+
+
+def report(args, runs, rates):
+  print(f"\nevent -> decision latency (ms), {args.job}, backend "
+        f"{'default' if args.default_path else args.backend}, {args.events} events a rate after {args.warmup}")
+  print("| job | rate/s | p50 | p90 | p99 | p99 / peer p99 | CPU ms/event | / peer | missing | dead | load (1 min) |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|")
+  peer = None
+  for run in runs:
+    if run["job"] == "peer":
+      peer = {s["rate"]: s for s in run["steps"]}
+    for s in run["steps"]:
+      ref = peer.get(s["rate"]) if peer else None
+      ratio = "" if run["job"] == "peer" else (f"{s['p99'] / ref['p99']:.2f}" if ref else "n/a")
+      cpu = "" if run["job"] == "peer" or not ref else f"{s['cpu_ms_per_event'] / ref['cpu_ms_per_event']:.2f}"
+      print(f"| {run['job']} | {s['rate']:g} | {s['p50']:.0f} | {s['p90']:.0f} | {s['p99']:.0f} | {ratio} | "
+            f"{s['cpu_ms_per_event']:.1f} | {cpu} | {s['missing']} | {sum(s['dead_letters'].values())} | "
+            f"{s['load'][0]:.2f} |")
+  for run in runs:
+    sat = saturation(run)
+    print(f"{run['job']} ({run['runner']}) saturates at "
+          f"{f'{sat:g} events/s' if sat else f'> {max(rates):g} events/s (never within the rates offered)'}")
+  encode = raw_encode_rate(args)
+  print(f"raw encode in this process, 50 texts a call: {encode:.1f} texts/s")
+  tag = "_".join(["streaming_latency_series"] + ([] if args.job == "graph" else [args.job])
+                 + (["default"] if args.default_path else [args.backend]))
+  save(tag, {"job": args.job, "backend": "default" if args.default_path else args.backend, "rates": rates,
+             "events_per_rate": args.events, "warmup": args.warmup, "raw_encode_texts_per_s": round(encode, 1),
+             "runs": [{**r, "saturates_at": saturation(r)} for r in runs]})
+  print(f"chart: {load_plot(tag, runs, args)}")
+
+
+def load_plot(name, runs, args):
+  """p50 (dashed) and p99 (solid) against offered rate, log-scale latency, one colour per job."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(8, 5))
+  colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+  for i, run in enumerate(runs):
+    xs = [s["rate"] for s in run["steps"]]
+    label = run["job"] if run["job"] != "peer" else f"peer (before {RUNNER_NAMES[runs[i + 1]['runner']]})"
+    colour = next(colours)
+    ax.plot(xs, [s["p99"] for s in run["steps"]], "o-", color=colour, label=f"{label} p99")
+    ax.plot(xs, [s["p50"] for s in run["steps"]], "x--", color=colour, alpha=0.6, label=f"{label} p50")
+  ax.axhline(GOAL_MS, color="red", linestyle=":", linewidth=1, label="goal p99 < 250 ms")
+  ax.set_yscale("log")
+  ax.set_xlabel("offered load, events/s")
+  ax.set_ylabel("event -> decision latency, ms")
+  ax.set_title(f"Pub/Sub emulator, {args.job}, {'default backend' if args.default_path else args.backend}, "
+               f"{os.cpu_count()} CPUs")
+  ax.legend(fontsize=7, ncol=2)
+  ax.grid(True, which="both", alpha=0.3)
+  fig.tight_layout()
+  os.makedirs(RESULTS, exist_ok=True)
+  path = os.path.join(RESULTS, f"{name}.png")
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
 
 
 @contextlib.contextmanager
-def runner_services(runner, work):
-  """Yields the `agentflow run` arguments for `runner`, with any service it needs running."""
-  if runner in ("none", "direct"):
+def runner_services(job, work):
+  """Yields the command-line arguments for `job`, with any service it needs running."""
+  if job in ("peer", "direct"):
     yield []
     return
-  if runner == "prism":
+  if job == "prism":
     yield prism_args()
     return
   with pubsub_expansion_service(work) as expansion:
@@ -194,13 +368,14 @@ def wait_ready(publish, received, job, timeout_s, log_path):
   return time.time() - start
 
 
-def encode_ms_per_text(texts, batch, backend):
-  """Milliseconds per text for the graph's model encoding `texts` `batch` at a time, in this process."""
+def raw_encode_rate(args):
+  """Texts per second for the model alone in this process, 50 texts a call (the machine's ceiling)."""
   from agentflow.models import SentenceTransformerHandler
-  handler = SentenceTransformerHandler(backend=backend)
+  handler = SentenceTransformerHandler(backend="onnx" if args.default_path else args.backend)
   model = handler.load_model()
-  handler.embed(model, texts[:batch])
-  return 1000.0 / embed_rate(handler, model, texts, batch)
+  texts = texts_of(make_events(500, seed=4))
+  handler.embed(model, texts[:50])
+  return embed_rate(handler, model, texts, 50)
 
 
 if __name__ == "__main__":

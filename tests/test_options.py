@@ -129,3 +129,12 @@ def test_streaming_on_a_portable_runner_is_watched_past_beams_60_s_job_server_ti
   assert timeout("--runner", "PrismRunner", "--streaming", "--job_server_timeout", "30") == 30
   assert timeout("--runner", "PrismRunner") == 60
   assert timeout("--runner", "DirectRunner", "--streaming") == 60
+
+
+def test_model_backend_auto_is_onnx_for_a_streaming_sentence_transformers_job_only():
+  from agentflow.options import model_backend
+  assert model_backend(PipelineOptions(["--streaming"])) == "onnx"
+  assert model_backend(PipelineOptions([])) == "torch"
+  assert model_backend(PipelineOptions(["--streaming", "--model_backend", "torch"])) == "torch"
+  assert model_backend(PipelineOptions(["--model_backend", "onnx"])) == "onnx"
+  assert model_backend(PipelineOptions(["--streaming", "--model", "tfhub:/models/use"])) == "torch"

@@ -73,6 +73,10 @@ from agentflow.options import AgentflowOptions
 
 
 class RecordBundles(beam.DoFn):
+  def setup(self):
+    with open(sys.argv[1] + ".setups", "a") as f:
+      f.write("setup\\n")
+
   def start_bundle(self):
     self.numbers = []
 
@@ -96,7 +100,8 @@ def _bundles(path):
   return [json.loads(line) for line in open(path)] if os.path.exists(path) else []
 
 
-def test_direct_runner_pulls_a_backlog_in_bundles_larger_than_beams_ten(emulator, tmp_path):
+def test_direct_runner_pulls_a_backlog_in_bundles_larger_than_beams_ten_and_sets_dofns_up_once(
+    emulator, tmp_path):
   pub, _, paths = create_topics(PROJECT, ["backlog-in"])
   for future in [pub.publish(paths["backlog-in"][0], json.dumps({"n": n}).encode()) for n in range(300)]:
     future.result(30)
@@ -122,3 +127,5 @@ def test_direct_runner_pulls_a_backlog_in_bundles_larger_than_beams_ten(emulator
   assert sorted(n for b in backlog for n in b) == list(range(300)), log
   assert max(map(len, backlog)) > 10, [len(b) for b in backlog]
   assert sorted(n for b in everything[len(backlog):] for n in b) == [300, 301, 302], log
+  # Beam's own DirectRunner sets a DoFn up (and tears it down) for every bundle.
+  assert len(everything) > 1 and open(f"{out}.setups").read() == "setup\n", log

@@ -1,8 +1,9 @@
 """Pub/Sub on every runner: the IO each runner can run is picked when the pipeline is built.
 
-- DirectRunner and Dataflow: Beam's Python `ReadFromPubSub` / `WriteToPubSub` (on the
-  DirectRunner each pull takes up to 1,000 waiting messages, see `pubsub_direct`).
-- Prism: agentflow's Python source and sink (`pubsub_portable`), which need no Java.
+- DirectRunner and Dataflow: Beam's Python `ReadFromPubSub` (on the DirectRunner each pull
+  takes up to 1,000 waiting messages, see `pubsub_direct`); Dataflow also Beam's `WriteToPubSub`.
+- Prism: agentflow's Python source (`pubsub_portable`), which needs no Java.
+- Every runner but Dataflow, with no expansion service: agentflow's Python sink (`PublishToPubSub`).
 - Flink (any runner, with an expansion service): Java's PubsubIO cross-language.
 """
 from __future__ import annotations
@@ -72,9 +73,11 @@ class WritePubSub(beam.PTransform):
     if s.expansion_service:
       from apache_beam.io.external.gcp.pubsub import WriteToPubSub
       return encoded | "WritePubSubXlang" >> WriteToPubSub(s.topic, expansion_service=s.expansion_service)
-    if runner_name(pcoll.pipeline) in PORTABLE_RUNNERS:
-      return encoded | "PublishPubSub" >> PublishToPubSub(s.topic)
-    return encoded | "WritePubSub" >> beam.io.WriteToPubSub(s.topic)
+    if "Dataflow" in runner_name(pcoll.pipeline):
+      return encoded | "WritePubSub" >> beam.io.WriteToPubSub(s.topic)
+    # Everywhere else agentflow's own sink: the DirectRunner's WriteToPubSub builds a new
+    # PublisherClient for every bundle and then waits on its batching thread.
+    return encoded | "PublishPubSub" >> PublishToPubSub(s.topic)
 
 
 def set_default_pubsub_root_url(opts) -> None:

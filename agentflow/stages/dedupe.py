@@ -28,6 +28,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from agentflow.observability import metrics
 from agentflow.stages.base import DEAD_LETTER, MAIN, Stage, StageCounters
+from agentflow.stages.state_cache import weigh_state_without_module_scan
 from agentflow.types import payload_of
 
 
@@ -57,6 +58,7 @@ class _DedupeFn(beam.DoFn):
     self.config = config
 
   def setup(self):
+    weigh_state_without_module_scan()
     self.counters = StageCounters("dedupe")
     self.duplicates = metrics.counter("dedupe.duplicates")
 

@@ -17,6 +17,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 
 from agentflow.observability import metrics
+from agentflow.stages.state_cache import weigh_state_without_module_scan
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class _MemoryFn(beam.DoFn):
     self.config = config
 
   def setup(self):
+    weigh_state_without_module_scan()
     self.expired = metrics.counter("memory.expired_sessions")
 
   def process(self, keyed, turns=beam.DoFn.StateParam(TURNS), expiry=beam.DoFn.TimerParam(EXPIRY)):

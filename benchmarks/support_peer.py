@@ -1,0 +1,117 @@
+"""The support agent written by hand with no Beam: the peer every latency row is measured against.
+
+  python -m benchmarks.support_peer --input_subscription S --output_topic T [--dead_letter_topic D]
+                                    [--store URI] [--model_backend onnx] [other agentflow flags; Beam's are ignored]
+
+One loop in one process does the graph's work with the library's own pieces, built by
+`agentflow.job.components` from the same flags: pull what is waiting (long-polling up to
+2 s, up to 1,000 messages), parse each message with `parse_event`, embed the batch with the
+model handler, upsert the events into the store, query the store (exact cosine over the
+knowledge), decide with the same policy, publish one decision per event in one call, ack.
+What it leaves out is what a runner adds: bundles, state (the graph's Dedupe is a keyed
+stateful step; redeliveries cannot happen in this loop's runs) and the per-stage plumbing.
+`streaming_latency.py --job peer` runs it.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+from collections import defaultdict
+
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from agentflow.io.pubsub_portable import publisher_api
+from agentflow.job import components
+from agentflow.options import AgentflowOptions
+from agentflow.stages.preprocess import InvalidEvent, PreprocessConfig, parse_event, payload_text
+from agentflow.stages.retrieve import RetrieveConfig
+from agentflow.stores.local import LocalVectorStore
+from agentflow.text.pseudonym import key_for_store
+from agentflow.types import DeadLetter, Retrieval
+
+
+class SupportPeer:
+  """The agent's steps for a batch of raw messages, outside Beam."""
+
+  def __init__(self, opts: AgentflowOptions):
+    self.handler, self.store, self.policy = components(opts)
+    key = key_for_store(self.store.path if isinstance(self.store, LocalVectorStore) else None, opts.pii_key_file)
+    self.preprocess = PreprocessConfig(max_text_chars=opts.max_text_chars, pii_key=key)
+    self.retrieve = RetrieveConfig(k=opts.top_k)
+    self.model = self.handler.load_model()
+    self.store.open()
+    self.policy.setup()
+
+  def close(self):
+    self.policy.teardown()
+    self.store.close()
+
+  def handle(self, payloads):
+    """(decisions, dead letters) for `payloads`, one of the two per payload."""
+    events, dead = [], []
+    for raw in payloads:
+      try:
+        events.append(parse_event(raw, self.preprocess))
+      except InvalidEvent as e:
+        dead.append(DeadLetter(stage="preprocess", reason=e.reason, error=str(e), payload=payload_text(raw)))
+    if not events:
+      return [], dead
+    vectors = self.handler.embed(self.model, [e.text for e in events])
+    events = [e.with_embedding(v, self.handler.model_id) for e, v in zip(events, vectors)]
+    self.store.upsert([e.to_document() for e in events])
+    groups = defaultdict(list)
+    for i, event in enumerate(events):
+      groups[self.retrieve.filter_for(event)].append(i)
+    decisions = [None] * len(events)
+    for flt, indices in groups.items():
+      hits = self.store.query(vectors[indices], self.retrieve.k + 1, flt, [events[i].text for i in indices])
+      for i, event_hits in zip(indices, hits):
+        kept = [h for h in event_hits if h.id != events[i].doc_id][:self.retrieve.k]
+        decisions[i] = self.policy.decide(Retrieval(event=events[i], hits=kept))
+    return decisions, dead
+
+
+def serve(peer: SupportPeer, subscription: str, topic: str, dead_topic: str, stop) -> int:
+  """Pulls, handles, publishes and acks until `stop()` is true; returns the messages handled."""
+  from google.api_core.exceptions import DeadlineExceeded
+  from google.cloud import pubsub_v1
+  from google.pubsub_v1 import PubsubMessage
+  subscriber, publisher, handled = pubsub_v1.SubscriberClient(), publisher_api(), 0
+  try:
+    while not stop():
+      try:
+        received = subscriber.pull(subscription=subscription, max_messages=1000, timeout=2.0).received_messages
+      except DeadlineExceeded:
+        continue
+      if not received:
+        continue
+      decisions, dead = peer.handle([m.message.data for m in received])
+      if decisions:
+        publisher.publish(topic=topic, messages=[PubsubMessage(data=d.to_json().encode()) for d in decisions],
+                          timeout=60)
+      if dead and dead_topic:
+        publisher.publish(topic=dead_topic, messages=[PubsubMessage(data=d.to_json().encode()) for d in dead],
+                          timeout=60)
+      subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in received])
+      handled += len(received)
+  finally:
+    subscriber.close()
+    peer.close()
+  return handled
+
+
+def main(argv=None):
+  options = PipelineOptions(argv)
+  options.view_as(StandardOptions).streaming = True  # what --model_backend auto resolves by
+  opts = options.view_as(AgentflowOptions)
+  if not opts.input_subscription or not opts.output_topic:
+    sys.exit("give --input_subscription and --output_topic")
+  stopping = []
+  signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+  peer = SupportPeer(opts)
+  handled = serve(peer, opts.input_subscription, opts.output_topic, opts.dead_letter_topic, lambda: stopping)
+  print(f"handled {handled} messages", file=sys.stderr)
+
+
+if __name__ == "__main__":
+  main()
