@@ -87,16 +87,21 @@ def sink_from_options(opts: AgentflowOptions, path: str, topic: str = "", kafka_
   return FileSink(path)
 
 
+def graph_config(opts: AgentflowOptions, store, policy) -> GraphConfig:
+  """The stages' configs the options describe, for `store` and `policy` from `components`."""
+  # The store's own parsed directory, not the URI again: the key lives beside a local store.
+  pii_key = key_for_store(store.path if isinstance(store, LocalVectorStore) else None, opts.pii_key_file)
+  return GraphConfig(preprocess=PreprocessConfig(max_text_chars=opts.max_text_chars, pii_key=pii_key),
+                     dedupe=DedupeConfig(opts.dedupe_horizon_s) if opts.dedupe_horizon_s else None,
+                     upsert=UpsertConfig(batch_size=opts.store_batch_size),
+                     retrieve=RetrieveConfig(k=opts.top_k, batch_size=opts.store_batch_size,
+                                             kind=getattr(policy, "retrieve_kind", KIND_KNOWLEDGE)))
+
+
 def build(p: beam.Pipeline, opts: AgentflowOptions, source=None) -> Tuple[beam.PCollection, beam.PCollection]:
   """Add the agent graph to `p`; returns (decisions, dead_letters) after wiring the sinks."""
   handler, store, policy = components(opts)
-  # The store's own parsed directory, not the URI again: the key lives beside a local store.
-  pii_key = key_for_store(store.path if isinstance(store, LocalVectorStore) else None, opts.pii_key_file)
-  config = GraphConfig(preprocess=PreprocessConfig(max_text_chars=opts.max_text_chars, pii_key=pii_key),
-                       dedupe=DedupeConfig(opts.dedupe_horizon_s) if opts.dedupe_horizon_s else None,
-                       upsert=UpsertConfig(batch_size=opts.store_batch_size),
-                       retrieve=RetrieveConfig(k=opts.top_k, batch_size=opts.store_batch_size,
-                                               kind=getattr(policy, "retrieve_kind", KIND_KNOWLEDGE)))
+  config = graph_config(opts, store, policy)
   raw = p | "Read" >> (source or ReadEvents(source_from_options(opts)))
   decisions, dead = raw | "Agent" >> AgentGraph(handler, store, policy, config).with_dead_letters()
   set_default_pubsub_root_url(opts)

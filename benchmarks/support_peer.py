@@ -21,12 +21,9 @@ from collections import defaultdict
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from agentflow.io.pubsub_portable import publisher_api
-from agentflow.job import components
+from agentflow.job import components, graph_config
 from agentflow.options import AgentflowOptions
-from agentflow.stages.preprocess import InvalidEvent, PreprocessConfig, parse_event, payload_text
-from agentflow.stages.retrieve import RetrieveConfig
-from agentflow.stores.local import LocalVectorStore
-from agentflow.text.pseudonym import key_for_store
+from agentflow.stages.preprocess import InvalidEvent, parse_event, payload_text
 from agentflow.types import DeadLetter, Retrieval
 
 
@@ -35,9 +32,8 @@ class SupportPeer:
 
   def __init__(self, opts: AgentflowOptions):
     self.handler, self.store, self.policy = components(opts)
-    key = key_for_store(self.store.path if isinstance(self.store, LocalVectorStore) else None, opts.pii_key_file)
-    self.preprocess = PreprocessConfig(max_text_chars=opts.max_text_chars, pii_key=key)
-    self.retrieve = RetrieveConfig(k=opts.top_k)
+    config = graph_config(opts, self.store, self.policy)
+    self.preprocess, self.retrieve = config.preprocess, config.retrieve
     self.model = self.handler.load_model()
     self.store.open()
     self.policy.setup()

@@ -219,8 +219,41 @@ def test_onnx_backend_makes_the_same_decisions(example_run, tmp_path, monkeypatc
   assert set(onnx) == {d["event_id"] for d in decisions}
   for d in decisions:
     got = onnx[d["event_id"]]
-    assert (got["action"], got["metadata"].get("knowledge_id")) == (d["action"], d["metadata"].get("knowledge_id"))
-    assert got["confidence"] == pytest.approx(d["confidence"], abs=1e-3)
+    assert got["metadata"]["score"] == pytest.approx(d["metadata"]["score"], abs=1e-3)
+    assert got["metadata"].get("knowledge_id") == d["metadata"].get("knowledge_id")
+    # Batches differ between runs (Redistribute), so float sums differ in the last bits: an
+    # event scored within that noise of the threshold may fall on either side of it.
+    if abs(d["metadata"]["score"] - 0.45) > 1e-3:
+      assert got["action"] == d["action"]
+
+
+def test_the_hand_written_peer_makes_the_same_decisions(example_run, tmp_path):
+  """benchmarks/support_peer.py (no Beam), used as the latency benchmark's peer, decides as the graph."""
+  from apache_beam.options.pipeline_options import PipelineOptions
+
+  from agentflow.job import ingest_knowledge
+  from agentflow.options import AgentflowOptions
+  from benchmarks.support_peer import SupportPeer
+  _, decisions, dead, _ = example_run
+  options = PipelineOptions(["--knowledge", KNOWLEDGE, "--store", f"local:{tmp_path}/store",
+                             "--dead_letter_output", str(tmp_path / "dead.jsonl"), "--runner", "DirectRunner"])
+  ingest_knowledge(options)
+  peer = SupportPeer(options.view_as(AgentflowOptions))
+  try:
+    lines = [line.encode("utf-8") for line in _lines(EVENTS)]
+    got, peer_dead = [], []
+    for start in range(0, len(lines), 50):
+      d, x = peer.handle(lines[start:start + 50])
+      got += d
+      peer_dead += x
+  finally:
+    peer.close()
+  assert sorted(x.reason for x in peer_dead) == sorted(x["reason"] for x in dead)
+  by_id = {d.event_id: d for d in got}
+  assert set(by_id) == {d["event_id"] for d in decisions}
+  for d in decisions:
+    assert (by_id[d["event_id"]].action, by_id[d["event_id"]].metadata.get("knowledge_id")) == \
+        (d["action"], d["metadata"].get("knowledge_id"))
 
 
 def test_a_line_that_is_not_utf8_is_dead_lettered_and_the_rest_decided(tmp_path):
