@@ -24,9 +24,10 @@ def worker_environment(info, worker_id: str, semi_persist_dir: str) -> dict:
       "WORKER_ID": worker_id,
       "PIPELINE_OPTIONS": json_format.MessageToJson(info.pipeline_options),
       "CONTROL_API_SERVICE_DESCRIPTOR": text_format.MessageToString(info.control_endpoint),
-      "LOGGING_API_SERVICE_DESCRIPTOR": text_format.MessageToString(info.logging_endpoint),
       "RUNNER_CAPABILITIES": " ".join(info.runner_capabilities),
   }
+  if info.logging_endpoint.url:
+    env["LOGGING_API_SERVICE_DESCRIPTOR"] = text_format.MessageToString(info.logging_endpoint)
   if info.status_endpoint.url:
     env["STATUS_API_SERVICE_DESCRIPTOR"] = text_format.MessageToString(info.status_endpoint)
   if semi_persist_dir:
