@@ -10,6 +10,11 @@ import org.apache.beam.sdk.util.construction.resources.PipelineResourcesDetector
  * Chosen with {@code --pipeline_resources_detector_factory_class dev.agentflow.flink.ClusterClasspath}.
  */
 public class ClusterClasspath implements PipelineResourcesDetector.Factory {
+  /** Beam builds the factory through this method (InstanceBuilder.fromFactoryMethod("create")). */
+  public static ClusterClasspath create() {
+    return new ClusterClasspath();
+  }
+
   @Override
   public PipelineResourcesDetector getPipelineResourcesDetector() {
     return classLoader -> Collections.emptyList();
