@@ -115,10 +115,11 @@ case "${1:-}" in
       echo "port $rest_port already answers as a Flink REST API: stop that cluster or set FLINK_REST_PORT" >&2
       exit 1
     fi
-    command -v python >/dev/null || { echo "no python on PATH: activate the project's virtualenv first" >&2; exit 2; }
-    jar="$("$here/../jars.sh" flink-cluster)"
-    AGENTFLOW_PYTHON="${AGENTFLOW_PYTHON:-$(command -v python)}"
+    AGENTFLOW_PYTHON="${AGENTFLOW_PYTHON:-$(command -v python || true)}"
+    "${AGENTFLOW_PYTHON:-false}" -c 'import agentflow, apache_beam' 2>/dev/null \
+      || { echo "no python with agentflow on PATH: activate the project's virtualenv first" >&2; exit 2; }
     export AGENTFLOW_PYTHON
+    jar="$("$here/../jars.sh" flink-cluster)"
     write_conf
     start_java jobmanager org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint 512 256
     heap=$(( 128 + $(mb "$task_heap") ))
