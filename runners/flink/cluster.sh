@@ -30,7 +30,10 @@ mb() {  # "512m" / "1g" -> megabytes
   case "$1" in *g) echo $(( ${1%g} * 1024 ));; *m) echo "${1%m}";; *) echo "sizes are like 512m or 1g, not $1" >&2; exit 2;; esac
 }
 
-rest() { curl -sf --max-time 5 "http://localhost:$rest_port$1"; }
+rest() {  # GET http://localhost:$rest_port$1, printed; fails when nothing answers
+  "${AGENTFLOW_PYTHON:-python3}" -c 'import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "http://localhost:$rest_port$1" 2>/dev/null
+}
 
 write_conf() {
   mkdir -p "$run/conf" "$run/log" "$run/tmp"
@@ -130,7 +133,7 @@ case "${1:-}" in
         -D "taskmanager.resource-id=tm-$i" -D "io.tmp.dirs=$run/tmp/tm-$i"
     done
     for _ in $(seq 1 240); do
-      registered="$(rest /v1/overview 2>/dev/null | python -c 'import json,sys; print(json.load(sys.stdin)["taskmanagers"])' 2>/dev/null || true)"
+      registered="$(rest /v1/overview 2>/dev/null | "$AGENTFLOW_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["taskmanagers"])' 2>/dev/null || true)"
       if [ "$registered" = "$n" ]; then
         echo "Flink session cluster: http://localhost:$rest_port ($n TaskManagers, $slots slot(s) each; logs in $run/log)"
         exit 0
