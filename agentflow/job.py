@@ -7,6 +7,7 @@ ingested first, in its own pipeline, so every event can retrieve all of it.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import List, Optional, Tuple
@@ -50,7 +51,7 @@ from agentflow.stages.knowledge import IngestKnowledge
 from agentflow.stages.preprocess import PreprocessConfig
 from agentflow.stages.retrieve import RetrieveConfig
 from agentflow.stages.upsert import UpsertConfig
-from agentflow.stores import store_from_uri
+from agentflow.stores import absolute_store_uri, store_from_uri
 from agentflow.stores.local import LocalVectorStore
 from agentflow.text.pseudonym import key_for_store
 from agentflow.types import KIND_KNOWLEDGE
@@ -116,9 +117,24 @@ def build(p: beam.Pipeline, opts: AgentflowOptions, source=None) -> Tuple[beam.P
   return decisions, dead
 
 
+# Options naming local files and directories the workers open.
+_PATH_OPTIONS = ("input", "knowledge", "decisions_output", "dead_letter_output", "audit_output", "pii_key_file")
+
+
+def make_paths_absolute(opts: AgentflowOptions) -> None:
+  """Resolve local paths against the submitter's working directory before submission: SDK
+  workers on a cluster run elsewhere (a TaskManager's directory), where relative outputs got lost."""
+  for name in _PATH_OPTIONS:
+    value = getattr(opts, name)
+    if value and "://" not in value:
+      setattr(opts, name, os.path.abspath(value))
+  opts.store = absolute_store_uri(opts.store)
+
+
 def ingest_knowledge(options: PipelineOptions) -> RunSummary:
   """Embed and store the `--knowledge` file; returns its summary."""
   opts = options.view_as(AgentflowOptions)
+  make_paths_absolute(opts)
   handler, store, _ = components(opts)
   start = time.monotonic()
   with beam.Pipeline(options=options) as p:
@@ -153,6 +169,7 @@ def run(argv: Optional[List[str]] = None, out=sys.stdout) -> Optional[RunSummary
     options = PipelineOptions(argv)
     options.view_as(SetupOptions).save_main_session = False
     keep_streaming_job_watched(options)
+    make_paths_absolute(options.view_as(AgentflowOptions))
     return options
 
   options = fresh_options()

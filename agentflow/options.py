@@ -98,3 +98,16 @@ class AgentflowOptions(PipelineOptions):
                         help="Push the run's metrics to this OpenTelemetry collector (OTLP/HTTP, e.g. http://host:4318).")
     parser.add_argument("--progress_interval", type=float, default=5.0,
                         help="Seconds between progress lines on stderr (0 disables).")
+
+
+class JobServerOptions(PipelineOptions):
+  """Java options of Beam's Flink job server that Python must declare to pass them on.
+
+  Beam's portable runner adds the options the job server describes, which leaves this one out.
+  """
+
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    parser.add_argument("--pipeline_resources_detector_factory_class", default=None,
+                        help="Java class choosing the jars a job stages: dev.agentflow.flink.ClusterClasspath "
+                             "stages none, for a cluster whose classpath holds the runner (runners/flink/cluster.sh).")

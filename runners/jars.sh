@@ -6,7 +6,10 @@
 # against lib/ into its launcher.jar (vespa: `java -jar launcher.jar APP_DIR` validates a
 # Vespa application package with Vespa's config model; `java -cp launcher.jar
 # dev.agentflow.vespa.CheckRequests` checks queries and feed bodies with Vespa's container code).
-#   runners/jars.sh flink|expansion|kafka|vespa ...
+# flink-cluster (runners/flink/cluster) adds a Flink session cluster's web handlers and logging
+# to the flink profile's jars and classes: its launcher.jar's Class-Path names both
+# (runners/flink/cluster.sh).
+#   runners/jars.sh flink|flink-cluster|expansion|kafka|vespa ...
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 declare -A MAIN=(
@@ -14,21 +17,32 @@ declare -A MAIN=(
   [expansion]=org.apache.beam.sdk.expansion.service.ExpansionService
   [kafka]=kafka.Kafka
   [vespa]=dev.agentflow.vespa.ValidatePackage
+  [flink-cluster]=org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint
 )
+# Profiles kept in another folder than runners/<name>, and profiles whose classpath starts with
+# another profile's lib/ (resolved first).
+declare -A DIR=([flink-cluster]=flink/cluster)
+declare -A BASE=([flink-cluster]=flink)
 # Packages Flink serializes reflectively (Kryo) in checkpoints: Java 17 needs them opened,
 # which `java -jar` reads from the manifest's Add-Opens (Flink's own scripts pass the flags).
 declare -A OPENS=(
   [flink]="java.base/java.lang java.base/java.lang.reflect java.base/java.io java.base/java.net java.base/java.nio java.base/sun.nio.ch java.base/java.text java.base/java.time java.base/java.util java.base/java.util.concurrent java.base/java.util.concurrent.atomic java.base/java.util.concurrent.locks"
 )
 for name in "$@"; do
-  dir="$here/$name"
   [ -n "${MAIN[$name]:-}" ] || { echo "unknown profile $name" >&2; exit 2; }
+  dir="$here/${DIR[$name]:-$name}"
+  base=""
+  if [ -n "${BASE[$name]:-}" ]; then
+    "$0" "${BASE[$name]}" >/dev/null
+    base="$here/${BASE[$name]}"
+  fi
   src="$dir/src/main/java"
   resolve=""
   if [ ! -f "$dir/launcher.jar" ] || [ "$dir/pom.xml" -nt "$dir/launcher.jar" ] || [ ! -d "$dir/lib" ]; then
     resolve=1
   fi
   if [ -n "$resolve" ] || [ "$0" -nt "$dir/launcher.jar" ] \
+      || { [ -n "$base" ] && [ "$base/launcher.jar" -nt "$dir/launcher.jar" ]; } \
       || { [ -d "$src" ] && [ -n "$(find "$src" -newer "$dir/launcher.jar" -print -quit)" ]; }; then
     if [ -n "$resolve" ]; then
       rm -rf "$dir/lib"
@@ -45,6 +59,11 @@ for name in "$@"; do
       echo "Main-Class: ${MAIN[$name]}"
       printf 'Class-Path:'
       for jar in "$dir"/lib/*.jar; do printf ' \n lib/%s' "$(basename "$jar")"; done
+      if [ -n "$base" ]; then
+        rel="$(realpath --relative-to="$dir" "$base/lib")"
+        printf ' \n %s/launcher.jar' "$(dirname "$rel")"
+        for jar in "$base"/lib/*.jar; do printf ' \n %s/%s' "$rel" "$(basename "$jar")"; done
+      fi
       printf '\n'
       if [ -n "${OPENS[$name]:-}" ]; then
         printf 'Add-Opens:'

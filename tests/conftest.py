@@ -31,6 +31,11 @@ from apache_beam.testing.test_stream import TestStream  # noqa: E402
 TestStream.__test__ = False
 
 
+def pytest_configure(config):
+  config.addinivalue_line("markers", "flink_cluster: runs the job on a Flink session cluster of two "
+                          "TaskManagers (runners/flink/cluster.sh); select with -m flink_cluster")
+
+
 def pytest_terminal_summary(terminalreporter):
   """Say what Vespa's own Java code checked of the protocol server's traffic (tests/vespa_java.py)."""
   import sys

@@ -2,6 +2,7 @@
 
 Each helper starts a process on a free loopback port and stops it on exit.
 """
+import json
 import os
 import shutil
 import socket
@@ -156,3 +157,41 @@ def pubsub_expansion_service(workdir):
   checkpoint), not through the SDF wrapper, which stalls on the portable Flink runner.
   """
   return expansion_service(workdir, "--experiments=use_deprecated_read")
+
+
+class FlinkCluster:
+  """A Flink session cluster (runners/flink/cluster.sh) on free ports, stopped on exit.
+
+  Its TaskManagers start Python SDK workers with this interpreter and this checkout importable.
+  """
+
+  def __init__(self, workdir, taskmanagers=2):
+    self.workdir, self.taskmanagers = str(workdir), taskmanagers
+    self.rest_port = free_port()
+    self.env = cli_env(FLINK_REST_PORT=str(self.rest_port), FLINK_RPC_PORT=str(free_port()),
+                       FLINK_CLUSTER_DIR=os.path.join(self.workdir, "flink-cluster"),
+                       AGENTFLOW_PYTHON=sys.executable)
+    self.script = os.path.join(ROOT, "runners", "flink", "cluster.sh")
+
+  def __enter__(self):
+    out = subprocess.run([self.script, "start", str(self.taskmanagers)], capture_output=True, text=True,
+                         timeout=900, env=self.env)
+    if out.returncode != 0:
+      raise RuntimeError(f"runners/flink/cluster.sh start failed: {out.stdout[-2000:]} {out.stderr[-3000:]}")
+    return self
+
+  def __exit__(self, *exc):
+    subprocess.run([self.script, "stop"], capture_output=True, timeout=120, env=self.env)
+
+  def rest(self, path):
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{self.rest_port}/v1/{path}", timeout=30) as r:
+      return json.load(r)
+
+  def run_args(self, parallelism):
+    """`agentflow run` options submitting to this cluster, as runners/README.md gives them."""
+    return ["--runner", "FlinkRunner", "--flink_job_server_jar", launcher("flink"),
+            "--flink_master", f"localhost:{self.rest_port}", "--parallelism", str(parallelism),
+            "--environment_type", "PROCESS",
+            "--environment_config", json.dumps({"command": os.path.join(ROOT, "runners", "flink", "sdk_worker.sh")}),
+            "--pipeline_resources_detector_factory_class", "dev.agentflow.flink.ClusterClasspath"]

@@ -233,6 +233,7 @@ def test_the_hand_written_peer_makes_the_same_decisions(example_run, tmp_path):
 
   from agentflow.job import ingest_knowledge
   from agentflow.options import AgentflowOptions
+
   from benchmarks.support_peer import SupportPeer
   _, decisions, dead, _ = example_run
   options = PipelineOptions(["--knowledge", KNOWLEDGE, "--store", f"local:{tmp_path}/store",

@@ -49,6 +49,9 @@ class AgentGraph(Stage):
 
   def expand_tagged(self, pcoll):
     c = self.config
+    # Sources emit from few workers (one file split, one partition); redistributing their
+    # output lets --parallelism N run the model, store and policy work on N workers.
+    pcoll = pcoll | "Redistribute" >> beam.Reshuffle()
     events, dl1 = pcoll | "Preprocess" >> Preprocess(c.preprocess).with_dead_letters()
     dead = [dl1]
     if c.dedupe is not None:

@@ -102,7 +102,9 @@ class IngestKnowledge(Stage):
     self.handler, self.store, self.upsert = handler, store, upsert
 
   def expand_tagged(self, pcoll):
-    parsed = pcoll | "ParseKnowledge" >> beam.ParDo(_ParseKnowledgeFn()).with_outputs(DEAD_LETTER, main=MAIN)
+    # Spread the source's output over the workers, as AgentGraph does.
+    spread = pcoll | "Redistribute" >> beam.Reshuffle()
+    parsed = spread | "ParseKnowledge" >> beam.ParDo(_ParseKnowledgeFn()).with_outputs(DEAD_LETTER, main=MAIN)
     embedded, embed_dead = parsed[MAIN] | "EmbedKnowledge" >> Embed(self.handler).with_dead_letters()
     written, upsert_dead = embedded | "UpsertKnowledge" >> VectorUpsert(self.store, self.upsert).with_dead_letters()
     answers = (written | "KeyByAnswer" >> beam.Map(lambda e: (answer_key(e), e)) | "GroupByAnswer" >> beam.GroupByKey()

@@ -5,8 +5,9 @@ A bare path means `local:`.
 """
 from __future__ import annotations
 
+import os
 import re
-from typing import Callable, Dict
+from typing import Callable, Dict, Tuple
 
 from agentflow.stores.base import QueryFilter, StoreError, TransientReason, VectorStore
 
@@ -23,14 +24,26 @@ def register_store_scheme(scheme: str, factory: StoreFactory) -> None:
 def store_from_uri(uri: str, dimension: int) -> VectorStore:
   """Build (not open) the store a `--store` URI names."""
   _register_builtin()
-  scheme, sep, rest = uri.partition(":")
-  if not sep or len(scheme) == 1 or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
-    scheme, rest = "local", uri  # a bare path (or a Windows drive)
+  scheme, rest = _split(uri)
   if scheme not in _SCHEMES:
     why = f": {_UNAVAILABLE[scheme]}" if scheme in _UNAVAILABLE else ""
     raise ValueError(f"store URI {uri!r}: scheme {scheme!r} is not available{why} "
                      f"(known: {', '.join(sorted(_SCHEMES))})")
   return _SCHEMES[scheme](rest, dimension)
+
+
+def _split(uri: str) -> Tuple[str, str]:
+  scheme, sep, rest = uri.partition(":")
+  if not sep or len(scheme) == 1 or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
+    return "local", uri  # a bare path (or a Windows drive)
+  return scheme, rest
+
+
+def absolute_store_uri(uri: str) -> str:
+  """`uri` with a local store's directory made absolute (workers on a cluster have their own
+  working directory); other stores' URIs unchanged."""
+  scheme, rest = _split(uri)
+  return f"local:{os.path.abspath(rest)}" if scheme == "local" and rest else uri
 
 
 def _register_builtin() -> None:
@@ -46,4 +59,5 @@ def _register_builtin() -> None:
     register_store_scheme("vespa", vespa_store_from_uri)
 
 
-__all__ = ["QueryFilter", "StoreError", "TransientReason", "VectorStore", "register_store_scheme", "store_from_uri"]
+__all__ = ["QueryFilter", "StoreError", "TransientReason", "VectorStore", "absolute_store_uri", "register_store_scheme",
+           "store_from_uri"]
