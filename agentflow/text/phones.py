@@ -46,7 +46,7 @@ _CUES = frozenset((
     "|auftragsnummer|rechnung|rechnungsnummer|sendung|sendungsnummer|artikel|artikelnummer|commande|facture|suivi"
     "|colis|référence|réf|pedido|factura|fatura|rastreamento|rastreio|seguimiento|referencia|referência|ordine"
     "|fattura|spedizione|riferimento|codice|articolo|artículo|artigo|código|cod|modelo|modello|encomenda|sipariş"
-    "|siparişi|siparişiniz|kargo|takip|fiş|주문|주문번호|송장번호|운송장|운송장번호|예약번호").split("|"))
+    "|siparişi|siparişiniz|kargo|takip|fiş|package|paket|paquete|pacote|pacco|lieferung|envío|envio|주문|주문번호|송장번호|운송장|운송장번호|예약번호").split("|"))
 _CUE_FILLERS = frozenset(("n|no|nr|nro|num|number|numbers|nummer|numéro|número|numero|numarası|n°|nº|id|code|is"
                           "|was|are|est|ist|es|é|è|de|du|del|do|la|le|el|il|your|votre|ihre|su|seu|sua|tuo|vostro"
                           "|번호|는|은|이|가").split("|"))
