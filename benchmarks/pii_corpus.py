@@ -1,5 +1,6 @@
 """A seeded multi-locale PII corpus: ordinary values in sentences of eleven locales, the
-same values disguised (evasions), and prose full of numbers that are not PII.
+same values disguised (evasions), and prose full of numbers that are not PII (dates,
+prices, versions, and order, tracking and article numbers in ten languages).
 
 Values come from Faker (emails, cards, IBANs, IPs, SSNs, its own phone formats) and from
 libphonenumber's numbering plans (valid numbers with random subscriber digits, written in
@@ -244,8 +245,80 @@ PROSE_FRAMES = (
 )
 
 
+# Order, tracking and article numbers, amounts, dates and times in ten languages, each
+# number after the word that names it, as shops and carriers write them. Order numbers
+# include 10-12 digits with a leading 0 and 11 digits starting 13-19 (valid national
+# phone numbers in several plans).
+REFERENCE_FRAMES = (
+    ("en", "Your order {order0} shipped on {date}; tracking number {ups}, total {amount}."),
+    ("en", "Order number: {ordercn} placed on {date} at {time}, SKU {sku}, version {version}."),
+    ("en", "Tracking {usps} for order #{orderany}; invoice {order0} of {amount}."),
+    ("en", "Amazon order {amazon} arrives {date}; FedEx tracking {fedex}."),
+    ("de", "Ihre Bestellung {order0} wurde am {date} versandt, Sendungsnummer {fedex}, Betrag {amount}."),
+    ("de", "Bestellnummer {ordercn}, Artikelnummer {sku}, Rechnung Nr. {orderany} über {amount}."),
+    ("fr", "Votre commande n° {order0} du {date} est expédiée, suivi colis {ups}, montant {amount}."),
+    ("fr", "Commande {ordercn} à {time}, référence {sku}, facture {orderany}."),
+    ("es", "Su pedido {order0} fue enviado el {date}; número de seguimiento {fedex}, total {amount}."),
+    ("es", "Pedido nº {ordercn}, referencia {sku}, factura {orderany} por {amount}."),
+    ("pt", "Seu pedido nº {ordercn} foi enviado em {date}, código de rastreio {cpost}, valor {amount}."),
+    ("pt", "Pedido {order0} às {time}, nota fatura {orderany}, total {amount}."),
+    ("it", "Il suo ordine n. {order0} è stato spedito il {date}, codice spedizione {fedex}, importo {amount}."),
+    ("it", "Ordine {ordercn}, fattura {orderany}, articolo {sku}, totale {amount}."),
+    ("tr", "Siparişiniz {order0} {date} tarihinde kargoya verildi, takip numarası {fedex}, tutar {amount}."),
+    ("tr", "Sipariş no {ordercn}, fatura {orderany}, toplam {amount}."),
+    ("ja", "ご注文番号{order0}の商品は{date}に発送しました。お問い合わせ番号{yamato}、金額{amount}。"),
+    ("ja", "注文{ordercn}、品番{sku}、合計{amount}です。"),
+    ("zh", "您的订单号{ordercn}已于{date}发货，快递单号{sf}，金额{amount}。"),
+    ("zh", "订单{order0}，货号{sku}，合计{amount}，版本{version}。"),
+    ("ko", "주문번호 {order0} 상품이 {date}에 발송되었습니다. 송장번호 {yamato}, 금액 {amount}."),
+    ("ko", "주문 {ordercn}, 금액 {amount}, {time} 도착 예정."),
+)
+
+
+def _digits(rng: random.Random, n: int) -> str:
+  return "".join(rng.choice(string.digits) for _ in range(n))
+
+
+def reference_prose(seed: int = 20, n: int = 440) -> List[Tuple[str, str]]:
+  """`n` sentences with order, tracking and article numbers, amounts, dates and times in
+  ten languages (see `REFERENCE_FRAMES`), labelled with the language."""
+  rng = random.Random(seed + 2)
+  out = []
+  for i in range(n):
+    language, frame = REFERENCE_FRAMES[i % len(REFERENCE_FRAMES)]
+    y, m, d = rng.randint(2015, 2030), rng.randint(1, 12), rng.randint(1, 28)
+    fields = dict(
+        order0="0" + str(rng.randint(1, 9)) + _digits(rng, rng.randint(8, 10)),
+        ordercn=str(rng.randint(13, 19)) + _digits(rng, 9),
+        orderany=str(rng.randint(1, 9)) + _digits(rng, rng.randint(6, 13)),
+        amazon=f"{rng.randint(100, 999)}-{_digits(rng, 7)}-{_digits(rng, 7)}",
+        ups="1Z" + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(6)) + _digits(rng, 10),
+        usps=" ".join(["9400", _digits(rng, 4), _digits(rng, 4), _digits(rng, 4), _digits(rng, 4), _digits(rng, 2)]),
+        fedex=rng.choice([_digits(rng, 12), f"{_digits(rng, 4)} {_digits(rng, 4)} {_digits(rng, 4)}"]),
+        yamato=f"{_digits(rng, 4)}-{_digits(rng, 4)}-{_digits(rng, 4)}",
+        sf="SF" + _digits(rng, 13),
+        cpost=f"{rng.choice(['EA', 'LB', 'RR'])}{_digits(rng, 9)}{rng.choice(['CN', 'BR'])}",
+        sku=rng.choice([f"SKU-{rng.randint(1000, 9999)}-{rng.randint(100, 999)}-XL",
+                        f"{rng.choice(['AB', 'KX', 'TR'])}-{_digits(rng, 5)}-{_digits(rng, 2)}",
+                        f"{_digits(rng, 4)}-{_digits(rng, 4)}-{_digits(rng, 2)}"]),
+        amount=rng.choice([f"{rng.randint(1, 999)}.{_digits(rng, 3)}.{_digits(rng, 3)},{_digits(rng, 2)} €",
+                           f"${rng.randint(1, 99)},{_digits(rng, 3)},{_digits(rng, 3)}.{_digits(rng, 2)}",
+                           f"¥{rng.randint(1, 9)},{_digits(rng, 3)},{_digits(rng, 3)}",
+                           f"₩{rng.randint(1, 99)},{_digits(rng, 3)},000",
+                           f"R$ {rng.randint(1, 9)}.{_digits(rng, 3)},{_digits(rng, 2)}",
+                           f"{rng.randint(1, 99)}.{_digits(rng, 3)},{_digits(rng, 2)} TL"]),
+        date=rng.choice([f"{y}-{m:02d}-{d:02d}", f"{d:02d}/{m:02d}/{y}", f"{d:02d}.{m:02d}.{y}", f"{y}年{m}月{d}日",
+                         f"{y}. {m}. {d}."]),
+        time=f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}",
+        version=f"{rng.randint(0, 20)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}",
+    )
+    out.append((language, frame.format(**fields)))
+  return out
+
+
 def prose(seed: int = 20, n: int = 600) -> List[Tuple[str, str]]:
-  """`n` sentences full of numbers that are not PII, with the frame's language as label."""
+  """`n` sentences full of numbers that are not PII, with the frame as label, then the
+  sentences of `reference_prose`."""
   rng = random.Random(seed + 1)
   out = []
   for i in range(n):
@@ -278,7 +351,7 @@ def prose(seed: int = 20, n: int = 600) -> List[Tuple[str, str]]:
         big=f"{rng.randint(1, 999):,}{rng.randint(0, 999):03d}{rng.randint(0, 999):03d}".replace(",", ""),
     )
     out.append((frame, frame.format(**fields)))
-  return out
+  return out + reference_prose(seed)
 
 
 if __name__ == "__main__":

@@ -28,11 +28,12 @@ from typing import Dict, List, Tuple
 from agentflow.stages.preprocess import PreprocessConfig, normalize_text, parse_event
 
 from benchmarks.common import save
-from benchmarks.pii_corpus import KINDS, LOCALES, build, leaked
+from benchmarks.pii_corpus import KINDS, LOCALES, REFERENCE_FRAMES, build, leaked
 
 PRESIDIO_KINDS = {"EMAIL_ADDRESS": "EMAIL", "PHONE_NUMBER": "PHONE", "CREDIT_CARD": "CARD", "IBAN_CODE": "IBAN",
                   "IP_ADDRESS": "IP", "US_SSN": "SSN"}
 CONFIG = PreprocessConfig(pii_key="benchmark")
+REFERENCE_LANGUAGES = {language for language, _ in REFERENCE_FRAMES}
 
 
 def agentflow_redact(text: str) -> str:
@@ -129,10 +130,12 @@ def run(per_kind: int, seed: int) -> dict:
         examples.append([case.kind, case.locale, case.category, case.text, out])
     false_positives = [[label, text, out] for label, text in prose
                        for out in [redact(text)] if out != normalize_text(text)]
+    references = sum(label in REFERENCE_LANGUAGES for label, _, _ in false_positives)
     result[name] = {
         "leaks": {cat: {k: {"leaked": v[0], "total": v[1], "rate": round(v[0] / v[1], 4)} for k, v in by.items()}
                   for cat, by in leaks.items()},
-        "false_positives": {"texts": len(false_positives), "total": len(prose),
+        "false_positives": {"texts": len(false_positives), "total": len(prose), "references": references,
+                            "references_total": sum(label in REFERENCE_LANGUAGES for label, _ in prose),
                             "rate": round(len(false_positives) / len(prose), 4), "examples": false_positives[:20]},
         "leak_examples": examples, "cpu_s": round(time.process_time() - start, 2)}
   return result
@@ -167,6 +170,9 @@ def main(argv=None):
     print(f"  {form:13} " + " | ".join(f"{r:>9}" for r in row))
   print("\nfalse positives on prose: " + " | ".join(
       f"{result[n]['false_positives']['texts']}/{result[n]['false_positives']['total']}" for n in names))
+  print("  of which order, tracking and article number sentences: " + " | ".join(
+      f"{result[n]['false_positives']['references']}/{result[n]['false_positives']['references_total']}"
+      for n in names))
   a, p = result["agentflow"], result["presidio"]
   for category in ("ordinary",):
     ra, rp = a["leaks"][category]["all"]["rate"], p["leaks"][category]["all"]["rate"]

@@ -1,7 +1,6 @@
 """redact: every kind caught in context, look-alikes left alone, stable under repetition,
-linear on adversarial megabyte inputs, and generated PII always removed."""
+and generated PII always removed (linear time: tests/test_pii_linear_time.py)."""
 import string
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -209,68 +208,6 @@ def test_odd_unicode_does_not_crash(text):
   assert redact(out) == (out, {})
 
 
-ADVERSARIAL = {
-    "dash-digits": "1-" * 500_000,
-    "at-signs": "a@" * 500_000,
-    "dotted-digits": "1." * 500_000,
-    "spaced-digits": "1 " * 500_000,
-    "colons": "a:" * 500_000,
-    "email-labels": "x@" + "a." * 500_000,
-    "iban-groups": "AB12 " * 200_000,
-    "trunk-pairs": "01 " * 333_333,
-    "long-word": "a" * 1_000_000,
-    "long-number": "4" * 1_000_000,
-    "card-groups": "4111 " * 200_000,
-    "random-groups": " ".join(f"{(i * 7919) % 10_000:04d}" for i in range(200_000)),
-    "secret-keys": "token:" * 166_000 + "[EMAIL]",
-    "snake-case": "a_" * 500_000 + "password",
-    "jwt-dashes": "eyJ-" * 250_000,
-    "cjk-digits": "番号4111111111111111です" * 50_000,
-    "dotted-groups": "4111." * 200_000,
-    "ip-hosts": "ip-10-1-2-" * 100_000,
-    "brackets": "[x]1 " * 200_000,
-}
-
-
-@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
-def test_megabyte_adversarial_input_is_linear(name):
-  """Four times the text takes about four times the CPU (a quadratic pattern would take sixteen)."""
-  text = ADVERSARIAL[name]
-
-  def cpu(t):
-    start = time.process_time()
-    out, _ = redact(t)
-    assert isinstance(out, str)
-    return time.process_time() - start
-
-  quarter = min(cpu(text[:len(text) // 4 - 16] + text[-16:]) for _ in range(2))  # same ending
-  full = cpu(text)
-  assert full < 10.0
-  assert full < 8 * max(quarter, 0.01), (quarter, full)
-
-
-PLAIN = ("Hello, I ordered 3 items on 2026-03-02 for $12.99 and version 2.3.1 crashed at 10:30; "
-         "please help me reset my password before the meeting. ") * 8000
-
-
-@pytest.mark.parametrize("name", ["jwt-dashes", "cjk-digits", "dotted-groups", "ip-hosts", "brackets", "dash-digits",
-                                  "at-signs", "colons", "snake-case", "secret-keys"])
-def test_adversarial_megabyte_costs_about_what_plain_text_costs(name):
-  """A megabyte built to make rules rescan costs at most a few times a megabyte of support
-  prose, with the phone regions English text gets. (Text dense with digit groups costs
-  more per character, libphonenumber reading each run, but stays linear: see above.)"""
-  regions = ("US", "GB", "IN", "PH")
-
-  def cpu(t):
-    start = time.process_time()
-    redact(t, regions=regions)
-    return time.process_time() - start
-
-  plain = min(cpu(PLAIN[:1_000_000]) for _ in range(2))
-  adversarial = cpu(ADVERSARIAL[name][:1_000_000])
-  assert adversarial < 5 * plain, (plain, adversarial)
-
-
 @pytest.mark.parametrize("text, expected", [
     ("カード番号4111111111111111です", "カード番号[CARD]です"),
     ("IP는192.168.0.1입니다", "IP는[IPV4]입니다"),
@@ -309,6 +246,47 @@ def test_national_numbers_in_their_region(text, region):
 ])
 def test_dates_references_and_prices_are_not_phones(text):
   assert redact(text, regions=("US", "GB", "IN", "PH", "CN", "TW", "DE", "KR"))[0] == text
+
+
+@pytest.mark.parametrize("text", [
+    "Your order 0612345678 shipped; tracking number 4155550134.", "Order number: 13812345678, SKU 0451-2231-77.",
+    "Bestellnummer 0301234567, Sendungsnummer 0151 2345 6789.", "Votre commande n° 0612345678 est expédiée.",
+    "Pedido nº 13912345678, factura 5845086613315.", "Il suo ordine n. 0276105415 è stato spedito.",
+    "Siparişiniz 05321234567 kargoya verildi.", "ご注文番号09012345678の商品は発送しました。お問い合わせ番号4563-7930-1447",
+    "您的订单号13812345678已发货，快递单号SF1234567890123。", "주문번호 01012345678 상품이 발송되었습니다. 송장번호 6173-7073-5127",
+    "Tracking 9400 1000 0000 0000 0000 00 arrives", "importo 350.250.328,17 € e ₩57,160,000", "Artikel KX-06455-61",
+])
+def test_order_tracking_and_article_numbers_are_not_phones_or_cards(text):
+  regions = ("US", "GB", "IN", "PH", "CN", "JP", "KR", "DE", "FR", "IT", "TR", "ES")
+  assert redact(text, regions=regions)[0] == text
+
+
+@pytest.mark.parametrize("text, regions, expected", [
+    ("my details are 09052917633. thanks", (), "my details are [PHONE]. thanks"),
+    ("请联系13812345678谢谢", (), "请联系[PHONE]谢谢"),
+    ("order shipped, call 0612345678 if not", ("FR",), "order shipped, call [PHONE] if not"),
+    ("card #4111111111111111 and invoice 4111 1111 1111 1111", (), "card #[CARD] and invoice [CARD]"),
+    ("my number: 415-555-0134", ("US",), "my number: [PHONE]"),
+])
+def test_numbers_without_a_reference_word_are_still_taken(text, regions, expected):
+  assert redact(text, regions=regions)[0] == expected
+
+
+def test_follows_reference_reads_the_words_before_a_number():
+  from agentflow.text.phones import follows_reference
+  for before in ("order no. ", "Order number: ", "ご注文番号", "주문 번호 ", "订单号", "Il suo ordine n. ", "ticket #",
+                 "commande n° "):
+    assert follows_reference(before + "0612345678", len(before)), before
+  for before in ("call me at ", "reorder ", "order, call ", "my phone is ", ""):
+    assert not follows_reference(before + "0612345678", len(before)), before
+
+
+def test_card_lengths_follow_the_issuer_range():
+  from agentflow.text.pii import issuer_length
+  assert issuer_length("4111111111111111") and issuer_length("4222222222222") and issuer_length("378282246310005")
+  assert not issuer_length("52595930583238")  # Mastercard numbers have 16 digits
+  assert not issuer_length("3782822463100050")  # Amex 15
+  assert issuer_length("6759649826438453") and issuer_length("560000000000")  # Maestro 12-19
 
 
 def _luhn_complete(prefix: str, length: int, body: str) -> str:

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from agentflow.text.phones import looks_like_date, phone_spans
+from agentflow.text.phones import follows_reference, looks_like_date, phone_spans
 
 KINDS = ("SECRET", "EMAIL", "IBAN", "CARD", "SSN", "IPV6", "IPV4", "PHONE")
 DEFAULT_KINDS = KINDS
@@ -99,12 +99,14 @@ def _substitute(text: str, probe: str, spans: Iterable[Span], placeholder: str) 
   return "".join(pieces), "".join(probes), hits
 
 
-def _scan(pattern: re.Pattern, validate: _Validate) -> _Find:
+def _scan(pattern: re.Pattern, validate: _Validate,
+          refuse: Optional[Callable[[str, int], bool]] = None) -> _Find:
   """A finder like `pattern.finditer`, but the validator picks the span to replace, and
   the scan resumes right after it: text a candidate over-reached into is seen again. A
   rejected candidate moves the scan on by one character only (boundaries skip the rest
   of its token), so it cannot hide a real match that starts inside it; every candidate
-  has a bounded length, which keeps this linear."""
+  has a bounded length, which keeps this linear. `refuse(text, start)` turns down a
+  span by what the text (not the probe) has before it."""
 
   def find(text: str, probe: str, placeholders: Sequence[str], regions: Sequence[str]) -> Iterator[Span]:
     pos = 0
@@ -118,6 +120,8 @@ def _scan(pattern: re.Pattern, validate: _Validate) -> _Find:
         pos = m.end()
         continue
       span = validate(m)
+      if span is not None and refuse is not None and refuse(text, span[0]):
+        span = None
       if span is None:
         pos = m.start() + 1
         continue
@@ -131,7 +135,7 @@ def _phone_numbers(text: str, probe: str, placeholders: Sequence[str], regions: 
   """Numbers libphonenumber reads as valid in one of the hinted regions (any, with `+`).
   It reads the text itself, which tells it where a number glued to CJK text ends better
   than the probe's spaces do."""
-  return [_with_extension(probe, s) for s in phone_spans(text, regions) if "[" not in text[s[0]:s[1]]]
+  return [_with_extension(probe, s) for s in phone_spans(text, regions, probe) if "[" not in text[s[0]:s[1]]]
 
 
 _EXTENSION = re.compile(r"[ ]?(?i:x|ext\.?|extension)[ ]?\d{1,6}(?!\d)")
@@ -279,11 +283,35 @@ _CARD = re.compile(r"""
 """, re.X)
 
 
+def issuer_length(digits: str) -> bool:
+  """Whether a card number of this length exists in the issuer range its first digits name
+  (Visa 13, 16 or 19; Mastercard 16; Amex 15; Diners 14-19; Maestro 12-19; others 16-19):
+  most order and invoice numbers that pass Luhn by chance fail it."""
+  n = len(digits)
+  if digits.startswith(_MAESTRO):
+    return 12 <= n <= 19
+  if digits[0] == "4":
+    return n in (13, 16, 19)
+  if digits[:2] in ("34", "37"):
+    return n == 15
+  if digits.startswith(("2131", "1800")):
+    return n == 15
+  if "51" <= digits[:2] <= "55" or "2221" <= digits[:4] <= "2720":
+    return n == 16
+  if digits[:2] in ("36", "38", "39") or "300" <= digits[:3] <= "305" or digits.startswith("3095"):
+    return 14 <= n <= 19
+  return 16 <= n <= 19
+
+
 def _card(m: re.Match) -> Optional[Span]:
   """The longest run of leading groups holding 13-19 digits (12 for Maestro's ranges,
-  unless right after another group of digits) that passes Luhn; every group but the
+  unless right after another group of digits) that passes Luhn and fits the issuer
+  range's lengths (`issuer_length`); every group but the
   last has four to six digits, as issuers print them. Trailing groups (an expiry date,
-  say) are left out."""
+  say) are left out. Groups that continue a run of four-digit groups (a 22-digit
+  tracking number `9400 1234 ...`) are not a card of their own."""
+  if _AFTER_GROUP_OF_FOUR.search(m.string, max(0, m.start() - 6), m.start()):
+    return None
   groups = [g.span() for g in _DIGIT_RUN.finditer(m.group())]
   digits, best = "", None
   after_group = m.start() >= 2 and m.string[m.start() - 1] == " " and m.string[m.start() - 2].isdigit()
@@ -294,13 +322,21 @@ def _card(m: re.Match) -> Optional[Span]:
     if len(digits) > 19:
       break
     if (len(digits) >= 13 or len(digits) == 12 and digits.startswith(_MAESTRO) and not after_group) and \
-        luhn_valid(digits):
+        issuer_length(digits) and luhn_valid(digits):
       best = end
   if best is None or _continues_iban(m):
     return None
   return m.start(), m.start() + best
 
 
+def _reference_number(text: str, start: int) -> bool:
+  """Digits written without separators right after a word naming an order or invoice
+  (`invoice 5845086613315`) are that number, not a card; `card #4111...` still is one."""
+  compact = _DIGIT_RUN.match(text, start)
+  return compact is not None and compact.end() - start >= 12 and follows_reference(text, start, signs=False)
+
+
+_AFTER_GROUP_OF_FOUR = re.compile(r"(?<!\d)\d{4}[ ]$")
 _NON_DIGITS = re.compile(r"\D+")
 _MAESTRO = ("5018", "5020", "5038", "56", "57", "58", "6304", "6390", "6759", "6761", "6762", "6763")
 _DIGIT_RUN = re.compile(r"\d+")
@@ -345,22 +381,24 @@ def _ipv4_host(m: re.Match) -> Optional[Span]:
 
 _PHONE = re.compile(r"""
     (?<![\w+])(?<![\d][.\-/])
-    (?: (?P<intl>(?:\+|00(?=[1-9]))[1-9]\d{0,2}(?:[ .-]?\(0\))?(?:[ .\-/]?(?:\(\d{1,6}\)|\d{1,6})){1,6}+)
+    (?: (?P<intl>(?:\+|(?<!\d[ ])00(?=[1-9]))[1-9]\d{0,2}(?:[ .-]?\(0\))?(?:[ .\-/]?(?:\(\d{1,6}\)|\d{1,6})){1,6}+)
       | (?P<us>(?:1[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4})
       | (?P<dashed>\d{2,4}-\d{3,4}-\d{4}|(?:\(\d{2}\)|\d{2})[ ]?\d{4,5}-\d{4}|0[1-9]\d{8,10}
                   |1[3-9]\d(?P<cn>[ -]?)\d{4}(?P=cn)\d{4})
-      | (?P<national>(?:\(0[1-9]\d{0,3}\)|0[1-9]\d{0,4})[ /.-]\d{2,8}(?:[ /.-]\d{2,8}){0,3}+) )
+      | (?<!\d[ ])(?P<national>(?:\(0[1-9]\d{0,3}\)|0[1-9]\d{0,4})[ /.-]\d{2,8}(?:[ /.-]\d{2,8}){0,3}+) )
     (?!\d)(?![.\-/]\d)
 """, re.X)
 
 
 def _phone(m: re.Match) -> Optional[Span]:
   """US shapes, East Asian dashed groups (`03-1234-5678`, `61-3930-3113`), Brazil's
-  `(11) 98765-4321`, Chinese mobiles (`131 7866 3743`) and digits-only trunk-prefixed
-  numbers are exact. International (+
-  or 00, 7-15 digits) and trunk-prefixed national numbers (0..., 9-12 digits, one
-  separator between groups) may have run into a following number, so the longest prefix with a
-  valid digit count wins."""
+  `(11) 98765-4321`, Chinese mobiles (`131 7866 3743`, `13178663743`) and digits-only
+  trunk-prefixed numbers (`09052917633`) are exact: they catch numbers libphonenumber
+  has no region for (text of another language, or none). International (+ or 00, 7-15
+  digits) and trunk-prefixed national numbers (0..., 9-12 digits, one separator between
+  groups) may have run into a following number, so the longest prefix with a valid
+  digit count wins. Order and tracking numbers have these shapes too: `_RULES` turns
+  down any right after a word naming them (`phones.follows_reference`)."""
   if m.group("us") or m.group("dashed"):
     span = m.span()
   else:
@@ -383,9 +421,9 @@ _RULES: Dict[str, Tuple[_Find, ...]] = {
     "SECRET": (_scan(_SECRET, _secret),),
     "EMAIL": (_scan(_EMAIL, _whole),),
     "IBAN": (_scan(_IBAN, _iban),),
-    "CARD": (_scan(_CARD, _card),),
+    "CARD": (_scan(_CARD, _card, refuse=_reference_number),),
     "SSN": (_scan(_SSN, _whole),),
     "IPV6": (_scan(_IPV6, _ipv6),),
     "IPV4": (_scan(_IPV4, _whole), _scan(_IPV4_HOST, _ipv4_host)),
-    "PHONE": (_phone_numbers, _scan(_PHONE, _phone)),
+    "PHONE": (_phone_numbers, _scan(_PHONE, _phone, refuse=follows_reference)),
 }
