@@ -3,9 +3,10 @@
   python -m benchmarks.pubsub_relay --input_subscription S --output_topic T [ignored runner options]
 
 One loop in one process does what `PullFromPubSub` and `PublishToPubSub` do in a bundle:
-pull what is waiting (long-polling up to 2 s), publish it unchanged in one call, acknowledge
-it, repeat. `streaming_latency.py --job relay` runs it, so the emulator's and the clients'
-share of the event -> decision latency can be told apart from the runner's and the graph's.
+pull what is waiting (long-polling up to 2 s), publish it in one call, acknowledge it,
+repeat. `streaming_latency.py --job passthrough` measures it as the passthrough job's peer,
+so the emulator's and the clients' share of the latency can be told apart from the
+runner's; `support_peer.py` runs the same loop with the agent's work in it.
 """
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ import sys
 from agentflow.io.pubsub_portable import publisher_api
 
 
-def relay(subscription: str, topic: str, stop) -> int:
-  """Relays until `stop()` is true; returns the number of messages relayed."""
+def relay(subscription: str, topic: str, stop, handle=None, dead_topic: str = "") -> int:
+  """Relays until `stop()` is true; returns the number of messages relayed.
+
+  `handle(datas)` -> (outputs, dead), each a list of bytes, turns what was pulled into what
+  is published to `topic` and `dead_topic` (the peer's agent); by default it is unchanged.
+  """
   from google.api_core.exceptions import DeadlineExceeded
   from google.cloud import pubsub_v1
   from google.pubsub_v1 import PubsubMessage
@@ -30,7 +35,11 @@ def relay(subscription: str, topic: str, stop) -> int:
         continue
       if not received:
         continue
-      publisher.publish(topic=topic, messages=[PubsubMessage(data=m.message.data) for m in received], timeout=60)
+      datas = [m.message.data for m in received]
+      outputs, dead = handle(datas) if handle else (datas, [])
+      for to, out in ((topic, outputs), (dead_topic, dead)):
+        if out and to:
+          publisher.publish(topic=to, messages=[PubsubMessage(data=d) for d in out], timeout=60)
       subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in received])
       relayed += len(received)
   finally:

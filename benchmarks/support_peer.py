@@ -20,11 +20,12 @@ from collections import defaultdict
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from agentflow.io.pubsub_portable import publisher_api
 from agentflow.job import components, graph_config
 from agentflow.options import AgentflowOptions
 from agentflow.stages.preprocess import InvalidEvent, parse_event, payload_text
 from agentflow.types import DeadLetter, Retrieval
+
+from benchmarks.pubsub_relay import relay
 
 
 class SupportPeer:
@@ -69,31 +70,13 @@ class SupportPeer:
 
 def serve(peer: SupportPeer, subscription: str, topic: str, dead_topic: str, stop) -> int:
   """Pulls, handles, publishes and acks until `stop()` is true; returns the messages handled."""
-  from google.api_core.exceptions import DeadlineExceeded
-  from google.cloud import pubsub_v1
-  from google.pubsub_v1 import PubsubMessage
-  subscriber, publisher, handled = pubsub_v1.SubscriberClient(), publisher_api(), 0
+  def handle(datas):
+    decisions, dead = peer.handle(datas)
+    return [d.to_json().encode() for d in decisions], [d.to_json().encode() for d in dead]
   try:
-    while not stop():
-      try:
-        received = subscriber.pull(subscription=subscription, max_messages=1000, timeout=2.0).received_messages
-      except DeadlineExceeded:
-        continue
-      if not received:
-        continue
-      decisions, dead = peer.handle([m.message.data for m in received])
-      if decisions:
-        publisher.publish(topic=topic, messages=[PubsubMessage(data=d.to_json().encode()) for d in decisions],
-                          timeout=60)
-      if dead and dead_topic:
-        publisher.publish(topic=dead_topic, messages=[PubsubMessage(data=d.to_json().encode()) for d in dead],
-                          timeout=60)
-      subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in received])
-      handled += len(received)
+    return relay(subscription, topic, stop, handle, dead_topic)
   finally:
-    subscriber.close()
     peer.close()
-  return handled
 
 
 def main(argv=None):

@@ -49,9 +49,11 @@ class AgentGraph(Stage):
 
   def expand_tagged(self, pcoll):
     c = self.config
-    # Sources emit from few workers (one file split, one partition); redistributing their
+    # Sources emit from few workers (one file split, one partition). Dedupe's keyed state
+    # already spreads events by id over the workers; without it, redistributing the source's
     # output lets --parallelism N run the model, store and policy work on N workers.
-    pcoll = pcoll | "Redistribute" >> beam.Reshuffle()
+    if c.dedupe is None:
+      pcoll = pcoll | "Redistribute" >> beam.Reshuffle()
     events, dl1 = pcoll | "Preprocess" >> Preprocess(c.preprocess).with_dead_letters()
     dead = [dl1]
     if c.dedupe is not None:
