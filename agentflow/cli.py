@@ -4,6 +4,7 @@
   agentflow ingest --knowledge KB [--store URI]
   agentflow eval --input EVENTS --knowledge KB --expected LABELS --report REPORT.json [--plot PNG]
                  [--target_precision P] [run flags...]
+  agentflow tune --knowledge KB --out DIR [--epochs N]     (then run/eval with --model sentence-transformers:DIR)
   agentflow vespa package --out DIR
   agentflow audit verify DIR
 """
@@ -63,9 +64,9 @@ def _ingest(argv: List[str]) -> int:
     return _print_flags("ingest")
   from apache_beam.options.pipeline_options import PipelineOptions
 
-  from agentflow.job import ingest_knowledge
+  from agentflow.job import ingest_knowledge, with_tuned_model
   from agentflow.options import AgentflowOptions
-  options = PipelineOptions(argv)
+  options = PipelineOptions(with_tuned_model(argv))
   if not options.view_as(AgentflowOptions).knowledge:
     print("agentflow ingest: --knowledge FILE is required", file=sys.stderr)
     return 2
@@ -95,12 +96,17 @@ def _eval(argv: List[str]) -> int:
   return main_eval(argv)
 
 
+def _tune(argv: List[str]) -> int:
+  from agentflow.models.tuning import main_tune
+  return main_tune(argv)
+
+
 def _audit(argv: List[str]) -> int:
   from agentflow.observability.audit import main_audit
   return main_audit(argv)
 
 
-COMMANDS = {"run": _run, "ingest": _ingest, "eval": _eval, "vespa": _vespa, "audit": _audit}
+COMMANDS = {"run": _run, "ingest": _ingest, "eval": _eval, "tune": _tune, "vespa": _vespa, "audit": _audit}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -110,7 +110,10 @@ def evaluate(decisions: Iterable[dict], expected: Iterable[dict], knowledge: Ite
     for t in SWEEP:
       swept = [s >= t and cand is not None for _, _, _, cand, s in rows]
       outs = [_outcome(lab["expect"], right, rep, cand) for (lab, _, right, cand, _), rep in zip(rows, swept)]
-      report["sweep"].append({"threshold": t, **{k: round(v, 4) for k, v in _rates(outs, swept).items()}})
+      row = {"threshold": t, **{k: round(v, 4) for k, v in _rates(outs, swept).items()}}
+      oos = [o for o, (lab, *_ ) in zip(outs, rows) if lab["expect"] == ESCALATE]
+      row["out_of_scope_escalated"] = round(sum(o == "right" for o in oos) / len(oos), 4) if oos else None
+      report["sweep"].append(row)
   else:
     report["sweep"] = []  # the policy records no score: only its own decisions can be judged
   return report
@@ -186,7 +189,7 @@ def main_eval(argv: List[str], out=None) -> int:
   from apache_beam.options.pipeline_options import PipelineOptions
 
   from agentflow.job import run
-  from agentflow.options import AgentflowOptions
+  from agentflow.options import AgentflowOptions, answer_threshold
   opts = PipelineOptions(rest).view_as(AgentflowOptions)
   if not opts.input or not opts.knowledge:
     print("agentflow eval: --input EVENTS and --knowledge KB are required", file=sys.stderr)
@@ -207,11 +210,14 @@ def main_eval(argv: List[str], out=None) -> int:
       extra += ["--runner", "DirectRunner"]
     if "progress_interval" not in given:
       extra += ["--progress_interval", "0"]
-    argv_run = rest + extra
+    from agentflow.job import with_tuned_model
+    argv_run = with_tuned_model(rest + extra, log=lambda m: print(m, file=out))
     run(argv_run, out=out)
-    decisions = read_jsonl(PipelineOptions(argv_run).view_as(AgentflowOptions).decisions_output)
+    opts = PipelineOptions(argv_run).view_as(AgentflowOptions)  # with the tuned model and its threshold
+    decisions = read_jsonl(opts.decisions_output)
   report = evaluate(decisions, read_jsonl(args.expected), read_jsonl(opts.knowledge), opts.input,
-                    threshold=opts.answer_threshold)
+                    threshold=answer_threshold(opts))
+  report["model"] = opts.model
   report["answer_policy"] = opts.answer_policy
   with open(args.report, "w") as f:
     json.dump(report, f, indent=2, sort_keys=True)

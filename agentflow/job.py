@@ -6,6 +6,7 @@ ingested first, in its own pipeline, so every event can retrieve all of it.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -42,7 +43,7 @@ from agentflow.models.cache import CachingEmbeddingHandler, cache_from_spec
 from agentflow.observability.audit import AuditLog
 from agentflow.observability.progress import ShowProgress
 from agentflow.observability.summary import RunSummary
-from agentflow.options import AgentflowOptions, model_backend
+from agentflow.options import AgentflowOptions, answer_threshold, model_backend
 from agentflow.policies.centroid_answer import CentroidAnswerPolicy
 from agentflow.policies.retrieval_answer import RetrievalAnswerPolicy
 from agentflow.stages.dedupe import DedupeConfig
@@ -51,7 +52,7 @@ from agentflow.stages.knowledge import IngestKnowledge
 from agentflow.stages.preprocess import PreprocessConfig
 from agentflow.stages.retrieve import RetrieveConfig
 from agentflow.stages.upsert import UpsertConfig
-from agentflow.stores import absolute_store_uri, store_from_uri
+from agentflow.stores import absolute_store_uri, local_store_dir, store_from_uri
 from agentflow.stores.local import LocalVectorStore
 from agentflow.text.pseudonym import key_for_store
 from agentflow.types import KIND_KNOWLEDGE
@@ -63,9 +64,51 @@ def components(opts: AgentflowOptions):
   if opts.embedding_cache != "none":
     handler = CachingEmbeddingHandler(handler, cache_from_spec(opts.embedding_cache, opts.embedding_cache_size))
   store = store_from_uri(opts.store, handler.dimension)
-  policy = (CentroidAnswerPolicy(threshold=opts.answer_threshold) if opts.answer_policy == "centroid"
-            else RetrievalAnswerPolicy(threshold=opts.answer_threshold))
+  threshold = answer_threshold(opts)
+  policy = (CentroidAnswerPolicy(threshold=threshold) if opts.answer_policy == "centroid"
+            else RetrievalAnswerPolicy(threshold=threshold))
   return handler, store, policy
+
+
+# Beside a local store: the model its knowledge was embedded with, so a later run on the store
+# without --knowledge embeds events with the same model (same dimension, other vectors otherwise).
+STORE_MODEL_RECORD = "model.json"
+
+
+def with_tuned_model(argv: List[str], log=print) -> List[str]:
+  """`argv` plus the --model that puts `--tune auto`'s model in place: with --knowledge, the named
+  model tuned on it (tuned now, or reused); without, the model the local store's knowledge was
+  embedded with, unless --model names another."""
+  from agentflow.models import tuning
+  options = PipelineOptions(argv)
+  opts = options.view_as(AgentflowOptions)
+  # Named on the command line, even with the default value (which get_all_options cannot tell).
+  given = {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
+  store_dir = local_store_dir(opts.store)
+  kind, _, path = opts.model.partition(":")
+  if opts.tune == "off" or store_dir is None or kind not in ("sentence-transformers", "st", ""):
+    return list(argv)
+  record_path = os.path.join(store_dir, STORE_MODEL_RECORD)
+  named = f"sentence-transformers:{os.path.abspath(path)}" if path else opts.model
+  if opts.knowledge:
+    tuned = None if path and tuning.is_tuned(path) else tuning.tuned_model_for(
+        opts.knowledge, os.path.abspath(opts.tuned_models), path or None, log=log)
+    model = f"sentence-transformers:{tuned}" if tuned else named
+    os.makedirs(store_dir, exist_ok=True)
+    with open(record_path, "w", encoding="utf-8") as f:
+      json.dump({"model": model, "knowledge": os.path.abspath(opts.knowledge)}, f, indent=2)
+  elif os.path.isfile(record_path):
+    with open(record_path, encoding="utf-8") as f:
+      model = json.load(f)["model"]
+    if model != named and "model" in given:
+      log(f"warning: the knowledge in {store_dir} was embedded with {model}, not {named}: "
+          "retrieval would compare vectors of two models; ingest the knowledge again with this model")
+      return list(argv)
+    if model != named:
+      log(f"using {model}, the model the knowledge in {store_dir} was embedded with")
+  else:
+    return list(argv)
+  return list(argv) + (["--model", model] if model != named else [])
 
 
 def source_from_options(opts: AgentflowOptions) -> Source:
@@ -118,7 +161,8 @@ def build(p: beam.Pipeline, opts: AgentflowOptions, source=None) -> Tuple[beam.P
 
 
 # Options naming local files and directories the workers open.
-_PATH_OPTIONS = ("input", "knowledge", "decisions_output", "dead_letter_output", "audit_output", "pii_key_file")
+_PATH_OPTIONS = ("input", "knowledge", "decisions_output", "dead_letter_output", "audit_output", "pii_key_file",
+                 "tuned_models")
 
 
 def make_paths_absolute(opts: AgentflowOptions) -> None:
@@ -172,6 +216,7 @@ def run(argv: Optional[List[str]] = None, out=sys.stdout) -> Optional[RunSummary
     make_paths_absolute(options.view_as(AgentflowOptions))
     return options
 
+  argv = with_tuned_model(sys.argv[1:] if argv is None else list(argv), log=lambda m: print(m, file=out))
   options = fresh_options()
   opts = options.view_as(AgentflowOptions)
   if opts.knowledge and options.view_as(GoogleCloudOptions).template_location:

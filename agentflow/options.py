@@ -6,6 +6,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 DEFAULT_STORE = "local:.agentflow/store"
 DEFAULT_MODEL = "sentence-transformers"
 ANSWER_POLICIES = ("centroid", "top1")
+DEFAULT_ANSWER_THRESHOLD = 0.45
+TUNED_ANSWER_THRESHOLD = 0.52
 
 
 def model_backend(options: PipelineOptions) -> str:
@@ -17,6 +19,22 @@ def model_backend(options: PipelineOptions) -> str:
     return opts.model_backend
   tfhub = opts.model.partition(":")[0] == "tfhub"
   return "onnx" if options.view_as(StandardOptions).streaming and not tfhub else "torch"
+
+
+def _optional_float(value: str):
+  """A float, or None for "" (a Flex Template launch passes unset parameters empty)."""
+  return None if value == "" else float(value)
+
+
+def answer_threshold(opts: AgentflowOptions) -> float:
+  """--answer_threshold, or its default for the model: tuning raises every question's similarity
+  to its nearest answer, out-of-scope ones included, so a tuned model has a higher one."""
+  if opts.answer_threshold is not None:
+    return opts.answer_threshold
+  from agentflow.models.tuning import is_tuned
+  kind, _, path = opts.model.partition(":")
+  tuned = kind in ("sentence-transformers", "st", "") and path and is_tuned(path)
+  return TUNED_ANSWER_THRESHOLD if tuned else DEFAULT_ANSWER_THRESHOLD
 
 
 class AgentflowOptions(PipelineOptions):
@@ -71,8 +89,17 @@ class AgentflowOptions(PipelineOptions):
     parser.add_argument("--embedding_cache_size", type=int, default=100000,
                         help="Entries in the per-worker LRU embedding cache.")
     parser.add_argument("--top_k", type=int, default=5, help="Contexts retrieved per event.")
-    parser.add_argument("--answer_threshold", type=float, default=0.45,
-                        help="Cosine similarity needed to reply with a known answer.")
+    parser.add_argument("--answer_threshold", type=_optional_float, default=None,
+                        help=f"Cosine similarity needed to reply with a known answer; default "
+                             f"{DEFAULT_ANSWER_THRESHOLD}, or {TUNED_ANSWER_THRESHOLD} for a model tuned on the "
+                             "knowledge (--tune auto, agentflow tune).")
+    parser.add_argument("--tune", default="auto", choices=("auto", "off"),
+                        help="auto: with --knowledge, a sentence-transformers model and a local store, fine-tune "
+                             "the model on the phrasings of answers that have two or more questions (agentflow "
+                             "tune), once per knowledge file, and run with it; later runs on that store use it "
+                             "too. off: run the model as named.")
+    parser.add_argument("--tuned_models", default=".agentflow/models",
+                        help="Directory where --tune auto keeps the models it tunes.")
     parser.add_argument("--answer_policy", default="centroid", choices=ANSWER_POLICIES,
                         help="centroid: the nearest answer, each answer the mean of its questions' vectors; "
                              "top1: the single nearest question (the policy before centroids).")

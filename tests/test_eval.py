@@ -43,9 +43,11 @@ def test_the_sweep_replays_each_threshold_from_the_scores():
   r = evaluate(DECISIONS, EXPECTED, KNOWLEDGE, threshold=0.45)
   by_t = {row["threshold"]: row for row in r["sweep"]}
   assert by_t[0.45] == {"threshold": 0.45, "reply_rate": 0.6, "reply_precision": pytest.approx(0.3333, abs=1e-4),
-                        "accuracy": 0.4}
-  assert by_t[0.7] == {"threshold": 0.7, "reply_rate": 0.2, "reply_precision": 1.0, "accuracy": 0.6}
-  assert by_t[0.3] == {"threshold": 0.3, "reply_rate": 1.0, "reply_precision": 0.4, "accuracy": 0.4}
+                        "accuracy": 0.4, "out_of_scope_escalated": 0.5}
+  assert by_t[0.7] == {"threshold": 0.7, "reply_rate": 0.2, "reply_precision": 1.0, "accuracy": 0.6,
+                       "out_of_scope_escalated": 1.0}
+  assert by_t[0.3] == {"threshold": 0.3, "reply_rate": 1.0, "reply_precision": 0.4, "accuracy": 0.4,
+                       "out_of_scope_escalated": 0.0}
   assert threshold_for(r, 0.9)["threshold"] == 0.61
   assert threshold_for(r, 1.01) is None
 
@@ -94,7 +96,8 @@ def test_agentflow_eval_runs_the_graph_and_writes_report_and_plot(tmp_path, caps
   code = cli.main(["eval", "--input", _write(tmp_path / "events.jsonl", events),
                    "--knowledge", _write(tmp_path / "kb.jsonl", kb),
                    "--expected", _write(tmp_path / "expected.jsonl", expected), "--report", str(report),
-                   "--plot", str(png), "--target_precision", "0.9", "--answer_policy", policy])
+                   "--plot", str(png), "--target_precision", "0.9", "--answer_policy", policy,
+                   "--tune", "off"])  # the stock model and its threshold; tests/test_tuning.py runs --tune auto
   assert code == 0
   r = json.loads(report.read_text())
   assert (r["labels"], r["decided"], r["answer_policy"], r["threshold"]) == (4, 4, policy, 0.45)

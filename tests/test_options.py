@@ -56,9 +56,11 @@ def test_readme_points_to_run_help_and_names_only_flags_that_exist():
   named = {m[2:] for m in re.findall(r"(?<![\w-])--[a-z][a-z_]+", readme)}
   other_commands = {"help", "out"}  # agentflow vespa package --out DIR
   from agentflow.evaluation import eval_parser
-  eval_flags = {a.option_strings[0][2:] for a in eval_parser()._actions if a.option_strings}  # agentflow eval
+  from agentflow.models.tuning import tune_parser
+  command_flags = {a.option_strings[0][2:] for parser in (eval_parser(), tune_parser())  # agentflow eval, tune
+                   for a in parser._actions if a.option_strings}
   known = ({f[2:] for f in _flags(AgentflowOptions)} | set(PipelineOptions([]).get_all_options()) | other_commands
-           | eval_flags)
+           | command_flags)
   assert named - known == set()
 
 

