@@ -86,7 +86,9 @@ def with_tuned_model(argv: List[str], log=print) -> List[str]:
   given = {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
   store_dir = local_store_dir(opts.store)
   kind, _, path = opts.model.partition(":")
-  if opts.tune == "off" or store_dir is None or kind not in ("sentence-transformers", "st", ""):
+  remote_knowledge = bool(opts.knowledge) and "://" in opts.knowledge  # read by the pipeline, not here
+  if (opts.tune == "off" or store_dir is None or remote_knowledge
+      or kind not in ("sentence-transformers", "st", "")):
     return list(argv)
   record_path = os.path.join(store_dir, STORE_MODEL_RECORD)
   named = f"sentence-transformers:{os.path.abspath(path)}" if path else opts.model
