@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import tempfile
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 REPLY = "reply"
 ESCALATE = "escalate"
@@ -29,24 +29,32 @@ def read_jsonl(path: str) -> List[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
+def text_events(path: str) -> Iterator[dict]:
+  """The JSON objects with a string "text" in an events file, skipping lines that are not JSON
+  (the pipeline dead-letters those)."""
+  with open(path, encoding="utf-8") as f:
+    for line in f:
+      try:
+        obj = json.loads(line)
+      except ValueError:
+        continue
+      if isinstance(obj, dict) and isinstance(obj.get("text"), str):
+        yield obj
+
+
 def _derived_ids(events_path: Optional[str]) -> Dict[str, str]:
   """text -> the event id Preprocess derives, for events sent without one."""
   if not events_path:
     return {}
   from agentflow.stages.preprocess import derive_event_id, normalize_text, parse_timestamp
   out = {}
-  with open(events_path, encoding="utf-8") as f:
-    for line in f:
+  for obj in text_events(events_path):
+    if not obj.get("event_id"):
       try:
-        obj = json.loads(line)
-      except ValueError:
+        out[obj["text"]] = derive_event_id(normalize_text(str(obj.get("session_id", ""))),
+                                           parse_timestamp(obj.get("timestamp")), obj["text"])
+      except Exception:  # pylint: disable=broad-except  (an invalid event is dead-lettered, not labelled)
         continue
-      if isinstance(obj, dict) and isinstance(obj.get("text"), str) and not obj.get("event_id"):
-        try:
-          out[obj["text"]] = derive_event_id(normalize_text(str(obj.get("session_id", ""))),
-                                             parse_timestamp(obj.get("timestamp")), obj["text"])
-        except Exception:  # pylint: disable=broad-except  (an invalid event is dead-lettered, not labelled)
-          continue
   return out
 
 
@@ -212,7 +220,7 @@ def main_eval(argv: List[str], out=None) -> int:
       extra += ["--progress_interval", "0"]
     from agentflow.job import with_tuned_model
     argv_run = with_tuned_model(rest + extra, log=lambda m: print(m, file=out))
-    run(argv_run, out=out)
+    run(argv_run + ["--tune", "off"], out=out)  # the model is resolved above: run need not look again
     opts = PipelineOptions(argv_run).view_as(AgentflowOptions)  # with the tuned model and its threshold
     decisions = read_jsonl(opts.decisions_output)
   report = evaluate(decisions, read_jsonl(args.expected), read_jsonl(opts.knowledge), opts.input,

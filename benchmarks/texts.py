@@ -5,21 +5,14 @@ import json
 import os
 import random
 
+from agentflow.evaluation import text_events
+
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
                        "support_chatbot", "events.jsonl")
 
 
 def example_texts():
-  texts = []
-  with open(EXAMPLE, encoding="utf-8") as f:
-    for line in f:
-      try:
-        obj = json.loads(line)
-      except ValueError:
-        continue
-      if isinstance(obj, dict) and isinstance(obj.get("text"), str) and obj["text"].strip():
-        texts.append(obj["text"])
-  return texts
+  return [obj["text"] for obj in text_events(EXAMPLE) if obj["text"].strip()]
 
 
 def make_events(n: int, seed: int = 0):
