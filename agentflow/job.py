@@ -38,7 +38,7 @@ from agentflow.io import (
   declared_runner,
   set_default_pubsub_root_url,
 )
-from agentflow.models.base import model_from_spec
+from agentflow.models.base import model_from_spec, sentence_transformers_path
 from agentflow.models.cache import CachingEmbeddingHandler, cache_from_spec
 from agentflow.observability.audit import AuditLog
 from agentflow.observability.progress import ShowProgress
@@ -75,41 +75,47 @@ def components(opts: AgentflowOptions):
 STORE_MODEL_RECORD = "model.json"
 
 
+def recorded_model(store_uri: str) -> Optional[str]:
+  """The model a local store's knowledge was embedded with (its STORE_MODEL_RECORD), if it has one."""
+  store_dir = local_store_dir(store_uri)
+  record_path = os.path.join(store_dir, STORE_MODEL_RECORD) if store_dir else None
+  if not (record_path and os.path.isfile(record_path)):
+    return None
+  with open(record_path, encoding="utf-8") as f:
+    return json.load(f)["model"]
+
+
 def with_tuned_model(argv: List[str], log=print) -> List[str]:
   """`argv` plus the --model that puts `--tune auto`'s model in place: with --knowledge, the named
   model tuned on it (tuned now, or reused); without, the model the local store's knowledge was
   embedded with, unless --model names another."""
   from agentflow.models import tuning
-  options = PipelineOptions(argv)
-  opts = options.view_as(AgentflowOptions)
+  opts = PipelineOptions(argv).view_as(AgentflowOptions)
   # Named on the command line, even with the default value (which get_all_options cannot tell).
   given = {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
   store_dir = local_store_dir(opts.store)
-  kind, _, path = opts.model.partition(":")
+  path = sentence_transformers_path(opts.model)
   remote_knowledge = bool(opts.knowledge) and "://" in opts.knowledge  # read by the pipeline, not here
-  if (opts.tune == "off" or store_dir is None or remote_knowledge
-      or kind not in ("sentence-transformers", "st", "")):
+  if opts.tune == "off" or store_dir is None or remote_knowledge or path is None:
     return list(argv)
-  record_path = os.path.join(store_dir, STORE_MODEL_RECORD)
   named = f"sentence-transformers:{os.path.abspath(path)}" if path else opts.model
   if opts.knowledge:
     tuned = None if path and tuning.is_tuned(path) else tuning.tuned_model_for(
         opts.knowledge, os.path.abspath(opts.tuned_models), path or None, log=log)
     model = f"sentence-transformers:{tuned}" if tuned else named
     os.makedirs(store_dir, exist_ok=True)
-    with open(record_path, "w", encoding="utf-8") as f:
+    with open(os.path.join(store_dir, STORE_MODEL_RECORD), "w", encoding="utf-8") as f:
       json.dump({"model": model, "knowledge": os.path.abspath(opts.knowledge)}, f, indent=2)
-  elif os.path.isfile(record_path):
-    with open(record_path, encoding="utf-8") as f:
-      model = json.load(f)["model"]
+  else:
+    model = recorded_model(opts.store)
+    if model is None:
+      return list(argv)
     if model != named and "model" in given:
       log(f"warning: the knowledge in {store_dir} was embedded with {model}, not {named}: "
           "retrieval would compare vectors of two models; ingest the knowledge again with this model")
       return list(argv)
     if model != named:
       log(f"using {model}, the model the knowledge in {store_dir} was embedded with")
-  else:
-    return list(argv)
   return list(argv) + (["--model", model] if model != named else [])
 
 

@@ -31,10 +31,10 @@ def answer_threshold(opts: AgentflowOptions) -> float:
   to its nearest answer, out-of-scope ones included, so a tuned model has a higher one."""
   if opts.answer_threshold is not None:
     return opts.answer_threshold
+  from agentflow.models.base import sentence_transformers_path
   from agentflow.models.tuning import is_tuned
-  kind, _, path = opts.model.partition(":")
-  tuned = kind in ("sentence-transformers", "st", "") and path and is_tuned(path)
-  return TUNED_ANSWER_THRESHOLD if tuned else DEFAULT_ANSWER_THRESHOLD
+  path = sentence_transformers_path(opts.model)
+  return TUNED_ANSWER_THRESHOLD if path and is_tuned(path) else DEFAULT_ANSWER_THRESHOLD
 
 
 class AgentflowOptions(PipelineOptions):

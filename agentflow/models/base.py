@@ -56,15 +56,23 @@ class EmbeddingModelHandler(ModelHandler[str, PredictionResult, object], abc.ABC
     return sum(len(x.encode("utf-8")) if isinstance(x, str) else np.asarray(x).nbytes for x in batch)
 
 
+def sentence_transformers_path(spec: str) -> Optional[str]:
+  """The directory a `sentence-transformers[:PATH]` spec names ("" for the packaged default);
+  None when `spec` names another kind of model."""
+  kind, _, path = spec.partition(":")
+  return path if kind in ("sentence-transformers", "st", "") else None
+
+
 def model_from_spec(spec: str, backend: str = "torch", **kwargs) -> EmbeddingModelHandler:
   """`sentence-transformers[:PATH]` (default: the packaged all-MiniLM-L6-v2) or `tfhub:PATH`.
 
   `backend` picks the sentence-transformers runtime (torch or onnx); a TF-Hub model runs on TensorFlow.
   """
-  kind, _, path = spec.partition(":")
-  if kind in ("sentence-transformers", "st", ""):
+  st_path = sentence_transformers_path(spec)
+  if st_path is not None:
     from agentflow.models.sentence_transformers import SentenceTransformerHandler
-    return SentenceTransformerHandler(path or None, backend=backend, **kwargs)
+    return SentenceTransformerHandler(st_path or None, backend=backend, **kwargs)
+  kind, _, path = spec.partition(":")
   if kind == "tfhub" and path:
     if backend != "torch":
       raise ValueError(f"backend {backend!r} is for sentence-transformers models; a TF-Hub model runs on TensorFlow")

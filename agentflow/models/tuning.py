@@ -50,25 +50,32 @@ class TuneConfig:
       raise ValueError(f"learning_rate and scale must be positive, got {self.learning_rate!r}, {self.scale!r}")
 
 
-def phrasings(knowledge_path: str) -> Tuple[Dict[Tuple[str, str], List[str]], int]:
-  """(tenant, answer) -> its distinct questions as ingestion embeds them, and how many lines were invalid."""
+def phrasings(knowledge_path: str) -> Tuple[Dict[Tuple[str, str], List[str]], int, str]:
+  """(tenant, answer) -> its distinct questions as ingestion embeds them, how many lines were
+  invalid, and the file's sha256 (one read of the file)."""
   from agentflow.stages.knowledge import answer_key, parse_knowledge
   from agentflow.stages.preprocess import InvalidEvent
+  with open(knowledge_path, "rb") as f:
+    data = f.read()
   groups: Dict[Tuple[str, str], List[str]] = {}
   invalid = 0
-  with open(knowledge_path, encoding="utf-8") as f:
-    for line in f:
-      if not line.strip():
-        continue
-      try:
-        entry = parse_knowledge(line)
-      except InvalidEvent:
-        invalid += 1
-        continue
-      questions = groups.setdefault(answer_key(entry), [])
-      if entry.text not in questions:
-        questions.append(entry.text)
-  return groups, invalid
+  for line in data.decode("utf-8").split("\n"):  # as ReadFromText splits: not on U+2028 and the like
+    if not line.strip():
+      continue
+    try:
+      entry = parse_knowledge(line)
+    except InvalidEvent:
+      invalid += 1
+      continue
+    questions = groups.setdefault(answer_key(entry), [])
+    if entry.text not in questions:
+      questions.append(entry.text)
+  return groups, invalid, hashlib.sha256(data).hexdigest()
+
+
+def tunable(groups: Dict[Tuple[str, str], List[str]]) -> Dict[Tuple[str, str], List[str]]:
+  """The answers with two or more phrasings; tuning needs two such answers at least."""
+  return {key: qs for key, qs in groups.items() if len(qs) >= 2}
 
 
 def pair_batches(groups: Dict[Tuple[str, str], List[str]], config: TuneConfig,
@@ -99,9 +106,10 @@ def pair_batches(groups: Dict[Tuple[str, str], List[str]], config: TuneConfig,
 
 
 def tune(knowledge_path: str, out_dir: str, model_path: Optional[str] = None,
-         config: TuneConfig = TuneConfig(), log=None) -> dict:
+         config: TuneConfig = TuneConfig(), log=None, knowledge=None) -> dict:
   """Fine-tunes the model at `model_path` (default: the packaged all-MiniLM-L6-v2) into `out_dir`;
-  returns the metadata it writes beside the model. Raises ValueError when there is nothing to tune on."""
+  returns the metadata it writes beside the model. `knowledge` is `phrasings(knowledge_path)` when
+  the caller has it. Raises ValueError when there is nothing to tune on."""
   import numpy as np
   import torch
   from sentence_transformers import SentenceTransformer
@@ -109,10 +117,10 @@ def tune(knowledge_path: str, out_dir: str, model_path: Optional[str] = None,
   from agentflow.models.sentence_transformers import default_model_path, offline_and_quiet
 
   offline_and_quiet()
-  groups, invalid = phrasings(knowledge_path)
-  tunable = {k: qs for k, qs in groups.items() if len(qs) >= 2}
-  if len(tunable) < 2:
-    raise ValueError(f"{knowledge_path}: {len(tunable)} answer(s) have two or more distinct questions; tuning "
+  groups, invalid, digest = knowledge or phrasings(knowledge_path)
+  answers = tunable(groups)
+  if len(answers) < 2:
+    raise ValueError(f"{knowledge_path}: {len(answers)} answer(s) have two or more distinct questions; tuning "
                      "needs at least two such answers (it learns from several phrasings of one answer against "
                      "the others). Add phrasings, or run without --model pointing at a tuned model")
   base = os.path.abspath(model_path) if model_path else default_model_path()
@@ -123,7 +131,8 @@ def tune(knowledge_path: str, out_dir: str, model_path: Optional[str] = None,
   started, losses, pairs = time.monotonic(), [], 0
   model.train()
   for epoch in range(config.epochs):
-    for batch in pair_batches(tunable, config, rng):
+    epoch_start = len(losses)
+    for batch in pair_batches(answers, config, rng):
       anchors = _embed(model, [a for a, _ in batch])
       positives = _embed(model, [p for _, p in batch])
       loss = torch.nn.functional.cross_entropy(anchors @ positives.T * config.scale, torch.arange(len(batch)))
@@ -133,14 +142,12 @@ def tune(knowledge_path: str, out_dir: str, model_path: Optional[str] = None,
       losses.append(loss.item())
       pairs += len(batch)
     if log:
-      log(f"epoch {epoch + 1}/{config.epochs}: mean loss {np.mean(losses[-max(1, len(losses) // (epoch + 1)):]):.3f}")
+      log(f"epoch {epoch + 1}/{config.epochs}: mean loss {np.mean(losses[epoch_start:]):.3f}")
   model.eval()
   os.makedirs(out_dir, exist_ok=True)
   model.save(out_dir)
-  with open(knowledge_path, "rb") as f:
-    digest = hashlib.sha256(f.read()).hexdigest()
   meta = {"base_model": base, "knowledge": os.path.abspath(knowledge_path), "knowledge_sha256": digest,
-          "answers": len(groups), "tuned_answers": len(tunable),
+          "answers": len(groups), "tuned_answers": len(answers),
           "questions": sum(len(qs) for qs in groups.values()), "invalid_lines": invalid,
           "pairs_seen": pairs, "first_loss": losses[0], "last_loss": losses[-1],
           "seconds": round(time.monotonic() - started, 1), "config": asdict(config)}
@@ -160,25 +167,22 @@ def tuned_model_for(knowledge_path: str, root: str, model_path: Optional[str] = 
   (one per knowledge file content, base model and config); None when the file gives nothing to
   tune on (fewer than two answers with two or more phrasings)."""
   from agentflow.models.sentence_transformers import default_model_path
-  groups, _ = phrasings(knowledge_path)
-  tunable = [qs for qs in groups.values() if len(qs) >= 2]
-  if len(tunable) < 2:
+  knowledge = phrasings(knowledge_path)
+  answers = tunable(knowledge[0])
+  if len(answers) < 2:
     return None
   base = os.path.abspath(model_path) if model_path else default_model_path()
-  h = hashlib.sha256()
-  with open(knowledge_path, "rb") as f:
-    h.update(f.read())
-  h.update(json.dumps({"base": base, "config": asdict(config)}, sort_keys=True).encode())
-  final = os.path.join(os.path.abspath(root), h.hexdigest()[:20])
+  key = json.dumps({"knowledge": knowledge[2], "base": base, "config": asdict(config)}, sort_keys=True)
+  final = os.path.join(os.path.abspath(root), hashlib.sha256(key.encode()).hexdigest()[:20])
   if is_tuned(final):
     if log:
       log(f"using the model tuned earlier on this knowledge file: {final}")
     return final
   if log:
-    log(f"tuning the model on the phrasings of {len(tunable)} answers ({sum(map(len, tunable))} questions), "
+    log(f"tuning the model on the phrasings of {len(answers)} answers ({sum(map(len, answers.values()))} questions), "
         f"once per knowledge file, into {final} (--tune off skips it)")
   staging = f"{final}.tmp-{os.getpid()}"
-  meta = tune(knowledge_path, staging, model_path, config)
+  meta = tune(knowledge_path, staging, model_path, config, knowledge=knowledge)
   try:
     os.replace(staging, final)
   except OSError:  # another run finished the same model first: keep its copy

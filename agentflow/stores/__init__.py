@@ -42,8 +42,8 @@ def _split(uri: str) -> Tuple[str, str]:
 def absolute_store_uri(uri: str) -> str:
   """`uri` with a local store's directory made absolute (workers on a cluster have their own
   working directory); other stores' URIs unchanged."""
-  scheme, rest = _split(uri)
-  return f"local:{os.path.abspath(rest)}" if scheme == "local" and rest else uri
+  local = local_store_dir(uri)
+  return f"local:{local}" if local else uri
 
 
 def local_store_dir(uri: str) -> Optional[str]:
