@@ -35,7 +35,7 @@ def main(argv=None):
   from benchmarks.pubsub_passthrough import Passthrough as record  # by module name, not __main__: runners pickle it
   with beam.Pipeline(options=options) as p:
     _ = (p | "Read" >> ReadEvents(source_from_options(opts)) | "Wrap" >> beam.Map(record)
-         | "Write" >> WriteRecords(PubSubSink(opts.output_topic, opts.pubsub_expansion_service)))
+         | "Write" >> WriteRecords(PubSubSink(opts.output_topic)))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -79,6 +80,8 @@ def main(argv=None):
                   help="run `agentflow run --streaming` with no --model_backend (the default a user gets)")
   ap.add_argument("--profile", action="store_true",
                   help="sample each job's CPU with py-spy (on PATH) from ready to stop; print the hottest frames")
+  ap.add_argument("--job_args", default="",
+                  help="extra flags for every agentflow job (not the peer), e.g. \"--max_bundle_time_mills 100\"")
   ap.add_argument("--ready_timeout", type=float, default=600.0,
                   help="seconds to wait for a job to answer its first probe event")
   args = ap.parse_args(argv)
@@ -124,7 +127,7 @@ def measure_job(args, job, runner, rates, work, env, name, store):
       command = [sys.executable, "-m", f"benchmarks.{module}", "--store", store, *model]
     elif args.job == "graph":
       command = [sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--store", store,
-                 "--progress_interval", "0", *model]
+                 "--progress_interval", "0", *model, *shlex.split(args.job_args)]
     else:
       command = [sys.executable, "-m", "benchmarks.pubsub_passthrough"]
     log_path = os.path.join(work, f"{name}.log")

@@ -133,6 +133,23 @@ def test_streaming_on_a_portable_runner_is_watched_past_beams_60_s_job_server_ti
   assert timeout("--runner", "DirectRunner", "--streaming") == 60
 
 
+def test_a_streaming_flink_job_closes_bundles_after_50_ms_unless_told_otherwise():
+  from agentflow.job import FLINK_STREAMING_BUNDLE_MS, with_runner_defaults
+
+  def bundle_ms(*argv):
+    options = PipelineOptions(with_runner_defaults(list(argv)))
+    value = options.get_all_options(retain_unknown_options=True).get("max_bundle_time_mills")
+    return None if value is None else int(value)
+
+  assert bundle_ms("--runner", "FlinkRunner", "--streaming") == FLINK_STREAMING_BUNDLE_MS == 50
+  assert bundle_ms("--runner", "flink", "--streaming") == FLINK_STREAMING_BUNDLE_MS
+  assert bundle_ms("--runner", "FlinkRunner", "--streaming", "--max_bundle_time_mills", "1000") == 1000
+  assert bundle_ms("--runner", "FlinkRunner", "--streaming", "--max_bundle_time_mills=7") == 7
+  assert bundle_ms("--runner", "FlinkRunner") is None
+  assert bundle_ms("--runner", "PrismRunner", "--streaming") is None
+  assert bundle_ms("--streaming") is None
+
+
 def test_model_backend_auto_is_onnx_for_a_streaming_sentence_transformers_job_only():
   from agentflow.options import model_backend
   assert model_backend(PipelineOptions(["--streaming"])) == "onnx"

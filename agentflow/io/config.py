@@ -62,9 +62,9 @@ class FileSink:
 
 @dataclass(frozen=True)
 class PubSubSink:
-  """A Pub/Sub `topic` (projects/P/topics/T); `expansion_service` publishes through Java's PubsubIO."""
+  """A Pub/Sub `topic` (projects/P/topics/T), published by agentflow's Python sink on every runner
+  but Dataflow (`agentflow.io.pubsub`)."""
   topic: str
-  expansion_service: str = ""
 
 
 @dataclass(frozen=True)

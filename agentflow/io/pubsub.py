@@ -3,8 +3,10 @@
 - DirectRunner and Dataflow: Beam's Python `ReadFromPubSub` (on the DirectRunner each pull
   takes up to 1,000 waiting messages, see `pubsub_direct`); Dataflow also Beam's `WriteToPubSub`.
 - Prism: agentflow's Python source (`pubsub_portable`), which needs no Java.
-- Every runner but Dataflow, with no expansion service: agentflow's Python sink (`PublishToPubSub`).
-- Flink (any runner, with an expansion service): Java's PubsubIO cross-language.
+- Flink (any runner, with an expansion service): Java's PubsubIO cross-language for reading.
+- Every runner but Dataflow: agentflow's Python sink (`PublishToPubSub`), Flink included: Java's
+  PubsubIO sink holds each message up to 2 s for a batch (`PubsubUnboundedSink`'s
+  `DEFAULT_MAX_LATENCY`, which the cross-language transform does not expose).
 """
 from __future__ import annotations
 
@@ -70,9 +72,6 @@ class WritePubSub(beam.PTransform):
   def expand(self, pcoll):
     s = self.sink
     encoded = pcoll | "Encode" >> beam.Map(_to_bytes).with_output_types(bytes)
-    if s.expansion_service:
-      from apache_beam.io.external.gcp.pubsub import WriteToPubSub
-      return encoded | "WritePubSubXlang" >> WriteToPubSub(s.topic, expansion_service=s.expansion_service)
     if "Dataflow" in runner_name(pcoll.pipeline):
       return encoded | "WritePubSub" >> beam.io.WriteToPubSub(s.topic)
     # Everywhere else agentflow's own sink: the DirectRunner's WriteToPubSub builds a new
