@@ -26,6 +26,7 @@ import functools
 import os
 from typing import Any, Dict, List
 
+from agentflow.io import direct_timers
 from agentflow.io.pubsub_portable import message_timestamp
 from agentflow.keepalive import KeptObjects
 
@@ -36,14 +37,15 @@ _SUBSCRIBERS = KeptObjects(close=lambda client: client.close())
 
 
 def install() -> None:
-  """Makes the DirectRunner in this process read Pub/Sub with `_BatchPullEvaluator` and run
-  ParDos with `_KeptDoFnParDoEvaluator`."""
+  """Makes the DirectRunner in this process read Pub/Sub with `_BatchPullEvaluator`, run
+  ParDos with `_KeptDoFnParDoEvaluator` and scan timers through `direct_timers`' index."""
   from apache_beam.runners.direct.direct_runner import _DirectReadFromPubSub
   from apache_beam.runners.direct.transform_evaluator import TransformEvaluatorRegistry
   from apache_beam.transforms.core import ParDo
   TransformEvaluatorRegistry._test_evaluators_overrides[_DirectReadFromPubSub] = _evaluator_class()
   TransformEvaluatorRegistry._test_evaluators_overrides[ParDo] = _pardo_evaluator_class()
   _keep_dofn_specs()
+  direct_timers.install()
 
 
 def _keep_dofn_specs() -> None:
