@@ -28,8 +28,8 @@ Goal: p99 < 250 ms at 50 events/s, and <= 1.25x the peer's p99.
 `--model_backend` (auto: onnx for a streaming job), so the run measures exactly what a user
 gets by default (otherwise both the peer and the job run `--backend`). `prism` runs on Prism
 (LOOPBACK, agentflow's Python Pub/Sub IO; built by runners/prism/install.sh). `flink` runs on
-Flink (local, parallelism 1, LOOPBACK) with Java's PubsubIO cross-language (runners/flink and
-runners/expansion jars).
+Flink (local, parallelism 1, LOOPBACK), reading with Java's PubsubIO cross-language (runners/flink
+and runners/expansion jars) and publishing with agentflow's Python sink.
 `--short` offers 300 events a rate after 50 warm-up, so a whole series runs in minutes.
 """
 from __future__ import annotations
