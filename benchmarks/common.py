@@ -60,3 +60,19 @@ def bar_plot(name: str, title: str, labels, series: dict, ylabel: str, hline=Non
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
+
+
+def relay_batches(pull, deliver, stop, handle=None) -> int:
+  """The peers' loop, whatever the transport: until `stop()` is true, `pull()` -> (datas, done)
+  what is waiting (datas empty when nothing came), `handle(datas)` -> (outputs, dead) turns it
+  into what `deliver(outputs, dead)` sends on (by default it is unchanged), then `done()` acks
+  or commits it. Returns the number of messages relayed."""
+  relayed = 0
+  while not stop():
+    datas, done = pull()
+    if not datas:
+      continue
+    deliver(*(handle(datas) if handle else (datas, [])))
+    done()
+    relayed += len(datas)
+  return relayed

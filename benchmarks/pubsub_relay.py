@@ -16,9 +16,12 @@ import sys
 
 from agentflow.io.pubsub_portable import publisher_api
 
+from benchmarks.common import relay_batches
+
 
 def relay(subscription: str, topic: str, stop, handle=None, dead_topic: str = "") -> int:
-  """Relays until `stop()` is true; returns the number of messages relayed.
+  """Relays until `stop()` is true (`benchmarks.common.relay_batches`); returns the number of
+  messages relayed.
 
   `handle(datas)` -> (outputs, dead), each a list of bytes, turns what was pulled into what
   is published to `topic` and `dead_topic` (the peer's agent); by default it is unchanged.
@@ -26,25 +29,25 @@ def relay(subscription: str, topic: str, stop, handle=None, dead_topic: str = ""
   from google.api_core.exceptions import DeadlineExceeded
   from google.cloud import pubsub_v1
   from google.pubsub_v1 import PubsubMessage
-  subscriber, publisher, relayed = pubsub_v1.SubscriberClient(), publisher_api(), 0
+  subscriber, publisher = pubsub_v1.SubscriberClient(), publisher_api()
+
+  def pull():
+    try:
+      received = subscriber.pull(subscription=subscription, max_messages=1000, timeout=2.0).received_messages
+    except DeadlineExceeded:
+      received = []
+    return [m.message.data for m in received], lambda: subscriber.acknowledge(
+        subscription=subscription, ack_ids=[m.ack_id for m in received])
+
+  def deliver(outputs, dead):
+    for to, out in ((topic, outputs), (dead_topic, dead)):
+      if out and to:
+        publisher.publish(topic=to, messages=[PubsubMessage(data=d) for d in out], timeout=60)
+
   try:
-    while not stop():
-      try:
-        received = subscriber.pull(subscription=subscription, max_messages=1000, timeout=2.0).received_messages
-      except DeadlineExceeded:
-        continue
-      if not received:
-        continue
-      datas = [m.message.data for m in received]
-      outputs, dead = handle(datas) if handle else (datas, [])
-      for to, out in ((topic, outputs), (dead_topic, dead)):
-        if out and to:
-          publisher.publish(topic=to, messages=[PubsubMessage(data=d) for d in out], timeout=60)
-      subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in received])
-      relayed += len(received)
+    return relay_batches(pull, deliver, stop, handle)
   finally:
     subscriber.close()
-  return relayed
 
 
 def main(argv=None):

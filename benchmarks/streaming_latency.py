@@ -1,27 +1,31 @@
-"""Streaming latency against offered load on the Pub/Sub emulator, every job beside its hand-written peer.
+"""Streaming latency against offered load on the Pub/Sub emulator or Kafka, every job beside its hand-written peer.
 
   python -m benchmarks.streaming_latency [--runners direct,prism,flink] [--rates 10,20,35,50,75,100]
                                         [--events 1000] [--warmup 100] [--short] [--job graph|passthrough]
-                                        [--backend torch|onnx] [--default_path]
+                                        [--backend torch|onnx] [--default_path] [--transport pubsub|kafka]
 
-Starts the Pub/Sub emulator and ingests the support knowledge base once. Then, for each
-runner in `--runners`, it runs a pair: first the peer (`support_peer.py`: the same agent by
-hand, no Beam, with the library's own model handler, store and policy; for `--job
-passthrough` the plain relay `pubsub_relay.py`), then `agentflow run --streaming` on that
+Starts the transport (`--transport`: the Pub/Sub emulator, or a single-node KRaft Kafka
+broker) and ingests the support knowledge base once. Then, for each runner in `--runners`,
+it runs a pair: first the peer (`support_peer.py`: the same agent by hand, no Beam, with the
+library's own model handler, store and policy, in `pubsub_relay.py`'s or `kafka_relay.py`'s
+loop; for `--job passthrough` the plain relay), then `agentflow run --streaming` on that
 runner, each on fresh topics and a fresh copy of the store. Each job is started once, waited
 for until it answers a probe event (start-up is not measured), and then offered each rate
 of `--rates` in turn: `--events` events at that rate (after `--warmup` unmeasured ones),
-each in its own Publish call started when its clock starts, with the time from publish to
-its decision arriving at a subscriber in this process recorded per event. A job that falls
-behind at a rate (events missing 60 s after the last publish, or latency still growing
-over the step: the last quarter's p50 above twice the first quarter's plus 100 ms, or a
-p50 above 1 s) is marked saturated there; past a p50 of 5 s higher rates are not offered.
+each sent on its own and timed from the send (Pub/Sub: one Publish call each; Kafka: one
+send, flushed), with the time from send to its decision arriving in this process recorded
+per event (Pub/Sub: a subscriber; Kafka: one consumer thread assigned the output and
+dead-letter partitions). A job that falls behind at a rate (events missing 60 s after the
+last send, or latency still growing over the step: the last quarter's p50 above twice the
+first quarter's plus 100 ms, or a p50 above 1 s) is marked saturated there; past a p50 of
+5 s higher rates are not offered.
 `--profile` samples each job with py-spy while it runs and prints its hottest frames.
 
 It prints one row per job and rate with p50/p90/p99 and the ratio of the job's p99 to its
 peer's at the same rate, the rate at which each job saturates, `os.getloadavg()` with each
 run (the machine may be shared), and saves one chart: p50 and p99 against offered rate,
-log-scale latency, every job and its peer (`benchmarks/results/streaming_latency_series*.png`).
+log-scale latency, every job and its peer (`benchmarks/results/streaming_latency_series*.png`,
+`_kafka` in the name for `--transport kafka`).
 Goal: p99 < 250 ms at 50 events/s, and <= 1.25x the peer's p99.
 
 `direct` is `agentflow run --streaming` with no `--runner`; `--default_path` leaves out
@@ -29,7 +33,12 @@ Goal: p99 < 250 ms at 50 events/s, and <= 1.25x the peer's p99.
 gets by default (otherwise both the peer and the job run `--backend`). `prism` runs on Prism
 (LOOPBACK, agentflow's Python Pub/Sub IO; built by runners/prism/install.sh). `flink` runs on
 Flink (local, parallelism 1, LOOPBACK), reading with Java's PubsubIO cross-language (runners/flink
-and runners/expansion jars) and publishing with agentflow's Python sink.
+and runners/expansion jars) and publishing with agentflow's Python sink, or over Kafka with
+Beam's cross-language KafkaIO read and write (runners/kafka for the broker). Kafka runs on
+`flink` only: the DirectRunner runs no Java transforms and Prism would need a Java SDK
+container. The Kafka IO's expansion service gets `--experiments=use_deprecated_read`
+(`tests.services.kafka_expansion_service`), as Pub/Sub's does: through KafkaIO's default SDF
+read a streaming job on Flink answered one probe and then stalled.
 `--short` offers 300 events a rate after 50 warm-up, so a whole series runs in minutes.
 """
 from __future__ import annotations
@@ -45,6 +54,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 
@@ -53,7 +63,15 @@ from agentflow.io.pubsub_portable import publisher_api
 from benchmarks.common import RESULTS, embed_rate, percentiles, save
 from benchmarks.texts import make_events, texts_of
 from tests.pubsub_emulator import PubSubEmulator, create_topics, emulator_jar
-from tests.services import killable_job_env, local_flink_args, prism_args, pubsub_expansion_service
+from tests.services import (
+  java_available,
+  kafka_broker,
+  kafka_expansion_service,
+  killable_job_env,
+  local_flink_args,
+  prism_args,
+  pubsub_expansion_service,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -70,6 +88,8 @@ GIVE_UP_MS = 5000.0  # past this, higher rates are not offered
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--runners", default="direct", help="comma-separated: direct, prism, flink")
+  ap.add_argument("--transport", choices=("pubsub", "kafka"), default="pubsub",
+                  help="the Pub/Sub emulator, or a local Kafka broker (flink only)")
   ap.add_argument("--rates", default="10,20,35,50,75,100", help="comma-separated events/s, offered in this order")
   ap.add_argument("--events", type=int, default=1000, help="measured events per rate")
   ap.add_argument("--warmup", type=int, default=100, help="unmeasured events before each rate's")
@@ -91,14 +111,15 @@ def main(argv=None):
   unknown = sorted(set(runners) - set(RUNNER_NAMES))
   if unknown:
     sys.exit(f"unknown runner(s) {unknown}; expected some of {', '.join(RUNNER_NAMES)}")
+  if args.transport == "kafka" and set(runners) - {"flink"}:
+    sys.exit(f"--transport kafka runs on flink only: {', '.join(sorted(set(runners) - {'flink'}))} cannot run "
+             "Beam's cross-language Kafka IO here (the DirectRunner runs no Java transforms; Prism would "
+             "need a Java SDK container)")
   rates = [float(r) for r in args.rates.split(",")]
-  if emulator_jar() is None:
-    sys.exit("the Pub/Sub emulator (Cloud SDK component) and java are required")
   print(f"load average at start {fmt_load()}", flush=True)
   runs = []
   with tempfile.TemporaryDirectory() as work:
-    with PubSubEmulator(os.path.join(work, "emulator.log")) as host:
-      os.environ["PUBSUB_EMULATOR_HOST"] = host
+    with TRANSPORTS[args.transport](work) as transport:
       env = killable_job_env(os.path.join(work, "tmp"))
       base_store = os.path.join(work, "store-base")
       if args.job == "graph":
@@ -111,19 +132,29 @@ def main(argv=None):
           store = os.path.join(work, f"store-{name}")
           if args.job == "graph":
             shutil.copytree(base_store, store)
-          runs.append(measure_job(args, job, runner, rates, work, env, name, f"local:{store}"))
+          runs.append(measure_job(args, transport, job, runner, rates, work, env, name, f"local:{store}"))
           print_run(runs[-1], runs[-2] if job != "peer" else None)
-  report(args, runs, rates)
+  report(args, transport, runs, rates)
 
 
-def measure_job(args, job, runner, rates, work, env, name, store):
+def measure_job(args, transport, job, runner, rates, work, env, name, store):
   """Starts `job` ("peer" or a runner), offers it each rate, stops it; returns its run record."""
-  _, sub, paths = create_topics(PROJECT, [f"{name}-in", f"{name}-out", f"{name}-dead"])
-  topic_in, topic_out, topic_dead = (paths[f"{name}-{k}"] for k in ("in", "out", "dead"))
   model = [] if args.default_path else ["--model_backend", args.backend]
-  with runner_services(job, work) as runner_args:
+  received, dead = {}, {}
+
+  def on_output(data):
+    arrived = time.time()
+    received.setdefault(json.loads(data)["event_id"], arrived)
+
+  def on_dead_letter(data):
+    letter = json.loads(data)
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+      dead.setdefault(json.loads(letter["payload"]).get("event_id"), letter["reason"])
+
+  with (transport.job_io(name, on_output, on_dead_letter) as (io_args, publish),
+        runner_services(job, work, transport) as runner_args):
     if job == "peer":
-      module = "support_peer" if args.job == "graph" else "pubsub_relay"
+      module = "support_peer" if args.job == "graph" else transport.relay
       command = [sys.executable, "-m", f"benchmarks.{module}", "--store", store, *model]
     elif args.job == "graph":
       command = [sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--store", store,
@@ -131,28 +162,11 @@ def measure_job(args, job, runner, rates, work, env, name, store):
     else:
       command = [sys.executable, "-m", "benchmarks.pubsub_passthrough"]
     log_path = os.path.join(work, f"{name}.log")
-    proc = subprocess.Popen([*command, *runner_args, "--input_subscription", topic_in[1],
-                             "--output_topic", topic_out[0], "--dead_letter_topic", topic_dead[0]],
-                            env=env, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"),
-                            start_new_session=True)
-    received, dead = {}, {}
-
-    def on_message(message):
-      received.setdefault(json.loads(message.data)["event_id"], time.time())
-      message.ack()
-
-    def on_dead_letter(message):
-      letter = json.loads(message.data)
-      with contextlib.suppress(ValueError, TypeError, AttributeError):
-        dead.setdefault(json.loads(letter["payload"]).get("event_id"), letter["reason"])
-      message.ack()
-
-    futures = [sub.subscribe(topic_out[1], callback=on_message),
-               sub.subscribe(topic_dead[1], callback=on_dead_letter)]
+    proc = subprocess.Popen([*command, *runner_args, *io_args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(log_path, "w"), start_new_session=True)
     label = "peer" if job == "peer" else RUNNER_NAMES[job]
     run = {"job": label, "runner": runner, "load_start": list(os.getloadavg()), "steps": []}
     try:
-      publish = unbatched_publisher(topic_in[0])
       run["ready_after_s"] = round(wait_ready(publish, received, proc, args.ready_timeout, log_path), 1)
       profiler = start_profile(proc, os.path.join(work, f"{name}.stacks")) if args.profile else None
       events = make_events((args.warmup + args.events) * len(rates), seed=3)
@@ -168,8 +182,6 @@ def measure_job(args, job, runner, rates, work, env, name, store):
         if step["missing"] or step["p50"] > GIVE_UP_MS:
           break
     finally:
-      for f in futures:
-        f.cancel()
       stop(proc)
   run["load_end"] = list(os.getloadavg())
   if args.profile and profiler is not None:
@@ -272,8 +284,8 @@ def saturation(run):
   return next((s["rate"] for s in run["steps"] if s["saturated"]), None)
 
 
-def report(args, runs, rates):
-  print(f"\nevent -> decision latency (ms), {args.job}, backend "
+def report(args, transport, runs, rates):
+  print(f"\nevent -> decision latency (ms), {transport.title}, {args.job}, backend "
         f"{'default' if args.default_path else args.backend}, {args.events} events a rate after {args.warmup}")
   print("| job | rate/s | p50 | p90 | p99 | p99 / peer p99 | CPU ms/event | / peer | missing | dead | load (1 min) |")
   print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -294,15 +306,16 @@ def report(args, runs, rates):
           f"{f'{sat:g} events/s' if sat else f'> {max(rates):g} events/s (never within the rates offered)'}")
   encode = raw_encode_rate(args)
   print(f"raw encode in this process, 50 texts a call: {encode:.1f} texts/s")
+  backend = "default" if args.default_path else args.backend
   tag = "_".join(["streaming_latency_series"] + ([] if args.job == "graph" else [args.job])
-                 + (["default"] if args.default_path else [args.backend]))
-  save(tag, {"job": args.job, "backend": "default" if args.default_path else args.backend, "rates": rates,
+                 + ([] if args.transport == "pubsub" else [args.transport]) + [backend])
+  save(tag, {"job": args.job, "transport": args.transport, "backend": backend, "rates": rates,
              "events_per_rate": args.events, "warmup": args.warmup, "raw_encode_texts_per_s": round(encode, 1),
              "runs": [{**r, "saturates_at": saturation(r)} for r in runs]})
-  print(f"chart: {load_plot(tag, runs, args)}")
+  print(f"chart: {load_plot(tag, runs, args, transport.title)}")
 
 
-def load_plot(name, runs, args):
+def load_plot(name, runs, args, title):
   """p50 (dashed) and p99 (solid) against offered rate, log-scale latency, one colour per job."""
   import matplotlib
   matplotlib.use("Agg")
@@ -319,7 +332,7 @@ def load_plot(name, runs, args):
   ax.set_yscale("log")
   ax.set_xlabel("offered load, events/s")
   ax.set_ylabel("event -> decision latency, ms")
-  ax.set_title(f"Pub/Sub emulator, {args.job}, {'default backend' if args.default_path else args.backend}, "
+  ax.set_title(f"{title}, {args.job}, {'default backend' if args.default_path else args.backend}, "
                f"{os.cpu_count()} CPUs")
   ax.legend(fontsize=7, ncol=2)
   ax.grid(True, which="both", alpha=0.3)
@@ -332,7 +345,7 @@ def load_plot(name, runs, args):
 
 
 @contextlib.contextmanager
-def runner_services(job, work):
+def runner_services(job, work, transport):
   """Yields the command-line arguments for `job`, with any service it needs running."""
   if job in ("peer", "direct"):
     yield []
@@ -340,8 +353,121 @@ def runner_services(job, work):
   if job == "prism":
     yield prism_args()
     return
-  with pubsub_expansion_service(work) as expansion:
-    yield [*local_flink_args(), "--pubsub_expansion_service", expansion.address]
+  with transport.flink_io(work) as io_args:
+    yield [*local_flink_args(), *io_args]
+
+
+class PubSub:
+  """The Pub/Sub emulator (one for the whole run): a topic and subscription per job's input,
+  output and dead letters; each event in its own Publish call."""
+
+  title = "Pub/Sub emulator"
+  relay = "pubsub_relay"
+
+  def __init__(self, work):
+    if emulator_jar() is None:
+      sys.exit("the Pub/Sub emulator (Cloud SDK component) and java are required")
+    self.emulator = PubSubEmulator(os.path.join(work, "emulator.log"))
+
+  def __enter__(self):
+    os.environ["PUBSUB_EMULATOR_HOST"] = self.emulator.__enter__()
+    return self
+
+  def __exit__(self, *exc):
+    self.emulator.__exit__(*exc)
+
+  @contextlib.contextmanager
+  def job_io(self, name, on_output, on_dead):
+    """Fresh topics for job `name`; yields (its IO flags, publish(data)), every message on its
+    output and dead-letter topics handed (data) to `on_output` / `on_dead` until exit."""
+    _, sub, paths = create_topics(PROJECT, [f"{name}-in", f"{name}-out", f"{name}-dead"])
+    topic_in, topic_out, topic_dead = (paths[f"{name}-{k}"] for k in ("in", "out", "dead"))
+
+    def listener(on):
+      def callback(message):
+        on(message.data)
+        message.ack()
+      return callback
+
+    futures = [sub.subscribe(topic_out[1], callback=listener(on_output)),
+               sub.subscribe(topic_dead[1], callback=listener(on_dead))]
+    try:
+      yield (["--input_subscription", topic_in[1], "--output_topic", topic_out[0], "--dead_letter_topic",
+              topic_dead[0]], unbatched_publisher(topic_in[0]))
+    finally:
+      for f in futures:
+        f.cancel()
+
+  @contextlib.contextmanager
+  def flink_io(self, work):
+    with pubsub_expansion_service(work) as expansion:
+      yield ["--pubsub_expansion_service", expansion.address]
+
+
+class Kafka:
+  """A single-node KRaft broker (one for the whole run): three one-partition topics per job;
+  each event sent alone and flushed; one consumer thread in this process, assigned the
+  output and dead-letter partitions (no group, so no rebalance), hands each record on."""
+
+  title = "Kafka (one KRaft broker)"
+  relay = "kafka_relay"
+
+  def __init__(self, work):
+    if not java_available():
+      sys.exit("java and mvn are required for the Kafka broker and the Kafka IO's expansion service")
+    self.broker = kafka_broker(work)
+
+  def __enter__(self):
+    self.broker.__enter__()
+    return self
+
+  def __exit__(self, *exc):
+    self.broker.__exit__(*exc)
+
+  @contextlib.contextmanager
+  def job_io(self, name, on_output, on_dead):
+    """As `PubSub.job_io`, on Kafka topics."""
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import NewTopic
+    bootstrap = self.broker.bootstrap
+    topic_in, topic_out, topic_dead = (f"{name}-{k}" for k in ("in", "out", "dead"))
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1)
+                         for t in (topic_in, topic_out, topic_dead)])
+    admin.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer.assign([TopicPartition(topic_out, 0), TopicPartition(topic_dead, 0)])
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    stopping = threading.Event()
+
+    def listen():
+      while not stopping.is_set():
+        for partition, records in consumer.poll(timeout_ms=100).items():
+          for record in records:
+            (on_output if partition.topic == topic_out else on_dead)(record.value)
+
+    def publish(data):
+      producer.send(topic_in, value=data)
+      producer.flush()
+
+    listener = threading.Thread(target=listen, name=f"{name}-listener", daemon=True)
+    listener.start()
+    try:
+      yield (["--kafka_bootstrap", bootstrap, "--input_kafka_topic", topic_in, "--output_kafka_topic", topic_out,
+              "--dead_letter_kafka_topic", topic_dead], publish)
+    finally:
+      stopping.set()
+      listener.join(10)
+      consumer.close()
+      producer.close()
+
+  @contextlib.contextmanager
+  def flink_io(self, work):
+    with kafka_expansion_service(work) as expansion:
+      yield ["--kafka_expansion_service", expansion.address]
+
+
+TRANSPORTS = {"pubsub": PubSub, "kafka": Kafka}
 
 
 def unbatched_publisher(topic):

@@ -2,18 +2,24 @@
 
   python -m benchmarks.support_peer --input_subscription S --output_topic T [--dead_letter_topic D]
                                     [--store URI] [--model_backend onnx] [other agentflow flags; Beam's are ignored]
+  python -m benchmarks.support_peer --kafka_bootstrap H:P --input_kafka_topic I --output_kafka_topic O
+                                    [--dead_letter_kafka_topic D] [...]
 
 One loop in one process does the graph's work with the library's own pieces, built by
 `agentflow.job.components` from the same flags: pull what is waiting (long-polling up to
 2 s, up to 1,000 messages), parse each message with `parse_event`, embed the batch with the
 model handler, upsert the events into the store, query the store (exact cosine over the
 knowledge), decide with the same policy, publish one decision per event in one call, ack.
+Given `--input_kafka_topic`, the loop is `kafka_relay.py`'s instead of `pubsub_relay.py`'s:
+poll what is waiting (up to 0.2 s), the same agent, one message per decision keyed by its
+event id, flush, commit.
 What it leaves out is what a runner adds: bundles, state (the graph's Dedupe is a keyed
 stateful step; redeliveries cannot happen in this loop's runs) and the per-stage plumbing.
 `streaming_latency.py --job peer` runs it.
 """
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 from collections import defaultdict
@@ -25,7 +31,7 @@ from agentflow.options import AgentflowOptions
 from agentflow.stages.preprocess import InvalidEvent, parse_event, payload_text
 from agentflow.types import DeadLetter, Retrieval
 
-from benchmarks.pubsub_relay import relay
+from benchmarks import kafka_relay, pubsub_relay
 
 
 class SupportPeer:
@@ -68,13 +74,25 @@ class SupportPeer:
     return decisions, dead
 
 
-def serve(peer: SupportPeer, subscription: str, topic: str, dead_topic: str, stop) -> int:
-  """Pulls, handles, publishes and acks until `stop()` is true; returns the messages handled."""
+def relay_for(opts: AgentflowOptions):
+  """The relay loop the flags name, as `relay(stop, handle)`: Kafka given `--input_kafka_topic`, else Pub/Sub."""
+  if opts.input_kafka_topic:
+    return functools.partial(kafka_relay.relay, opts.kafka_bootstrap, opts.input_kafka_topic,
+                             opts.output_kafka_topic, dead_topic=opts.dead_letter_kafka_topic)
+  if not opts.input_subscription or not opts.output_topic:
+    sys.exit("give --input_subscription and --output_topic (or --input_kafka_topic, --output_kafka_topic and "
+             "--kafka_bootstrap)")
+  return functools.partial(pubsub_relay.relay, opts.input_subscription, opts.output_topic,
+                           dead_topic=opts.dead_letter_topic)
+
+
+def serve(peer: SupportPeer, relay, stop) -> int:
+  """Takes, handles and sends on with `relay(stop, handle)` until `stop()` is true; returns the messages handled."""
   def handle(datas):
     decisions, dead = peer.handle(datas)
     return [d.to_json().encode() for d in decisions], [d.to_json().encode() for d in dead]
   try:
-    return relay(subscription, topic, stop, handle, dead_topic)
+    return relay(stop, handle)
   finally:
     peer.close()
 
@@ -83,12 +101,10 @@ def main(argv=None):
   options = PipelineOptions(argv)
   options.view_as(StandardOptions).streaming = True  # what --model_backend auto resolves by
   opts = options.view_as(AgentflowOptions)
-  if not opts.input_subscription or not opts.output_topic:
-    sys.exit("give --input_subscription and --output_topic")
+  relay = relay_for(opts)
   stopping = []
   signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-  peer = SupportPeer(opts)
-  handled = serve(peer, opts.input_subscription, opts.output_topic, opts.dead_letter_topic, lambda: stopping)
+  handled = serve(SupportPeer(opts), relay, lambda: stopping)
   print(f"handled {handled} messages", file=sys.stderr)
 
 

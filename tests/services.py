@@ -159,6 +159,18 @@ def pubsub_expansion_service(workdir):
   return expansion_service(workdir, "--experiments=use_deprecated_read")
 
 
+def kafka_expansion_service(workdir):
+  """The expansion service for an unbounded (streaming) Kafka read on Flink.
+
+  use_deprecated_read, as for Pub/Sub: Flink runs KafkaIO's UnboundedSource natively. Through
+  the SDF wrapper (KafkaIO's default without --kafka_max_records) a streaming job on [local]
+  Flink answered its first event after ~40 s and then none of the next 30 within a minute
+  (benchmarks/streaming_latency.py --transport kafka). A bounded read takes the same
+  UnboundedSource path either way.
+  """
+  return expansion_service(workdir, "--experiments=use_deprecated_read")
+
+
 class FlinkCluster:
   """A Flink session cluster (runners/flink/cluster.sh) on free ports, stopped on exit.
 
