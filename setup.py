@@ -35,6 +35,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["agentflow", "agentflow.*"]),
+    package_data={"agentflow": ["io/flink_conf/config.yaml"]},
     install_requires=[
         BEAM,
         "numpy>=1.26,<3",

@@ -218,14 +218,21 @@ def keep_streaming_job_watched(options: PipelineOptions) -> None:
 FLINK_STREAMING_BUNDLE_MS = 50
 
 
+# Flink settings for streaming (agentflow/io/flink_conf/config.yaml): a shorter network buffer
+# timeout, given as --flink_conf_dir when the job names none and FLINK_CONF_DIR is unset.
+FLINK_STREAMING_CONF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "io", "flink_conf")
+
+
 def with_runner_defaults(argv: List[str]) -> List[str]:
   """`argv` plus the runner settings a streaming job needs for low latency, unless given."""
   options = PipelineOptions(argv)
+  if not (options.view_as(StandardOptions).streaming and declared_runner(options) == "FlinkRunner"):
+    return argv
   given = {a.split("=", 1)[0].lstrip("-") for a in argv if a.startswith("--")}
-  if (options.view_as(StandardOptions).streaming and declared_runner(options) == "FlinkRunner"
-      and "max_bundle_time_mills" not in given):
-    return [*argv, f"--max_bundle_time_mills={FLINK_STREAMING_BUNDLE_MS}"]
-  return argv
+  extra = [] if "max_bundle_time_mills" in given else [f"--max_bundle_time_mills={FLINK_STREAMING_BUNDLE_MS}"]
+  if not ({"flink_conf_dir", "job_endpoint"} & given or os.environ.get("FLINK_CONF_DIR")):
+    extra.append(f"--flink_conf_dir={FLINK_STREAMING_CONF_DIR}")
+  return [*argv, *extra]
 
 
 def run(argv: Optional[List[str]] = None, out=sys.stdout) -> Optional[RunSummary]:

@@ -5,6 +5,7 @@ flag like `--output` silently became `--output_executable_path` on Flink (the jo
 written to a jar instead of run).
 """
 import argparse
+import os
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -148,6 +149,26 @@ def test_a_streaming_flink_job_closes_bundles_after_50_ms_unless_told_otherwise(
   assert bundle_ms("--runner", "FlinkRunner") is None
   assert bundle_ms("--runner", "PrismRunner", "--streaming") is None
   assert bundle_ms("--streaming") is None
+
+
+def test_a_streaming_flink_job_gets_agentflows_flink_conf_unless_it_has_its_own(monkeypatch):
+  import yaml
+
+  from agentflow.job import FLINK_STREAMING_CONF_DIR, with_runner_defaults
+
+  def conf_dir(*argv):
+    options = PipelineOptions(with_runner_defaults(list(argv)))
+    return options.get_all_options(retain_unknown_options=True).get("flink_conf_dir")
+
+  monkeypatch.delenv("FLINK_CONF_DIR", raising=False)
+  assert conf_dir("--runner", "FlinkRunner", "--streaming") == FLINK_STREAMING_CONF_DIR
+  with open(os.path.join(FLINK_STREAMING_CONF_DIR, "config.yaml")) as f:
+    assert yaml.safe_load(f) == {"execution.buffer-timeout.interval": "5 ms"}
+  assert conf_dir("--runner", "FlinkRunner", "--streaming", "--flink_conf_dir", "/etc/flink") == "/etc/flink"
+  assert conf_dir("--runner", "FlinkRunner", "--streaming", "--job_endpoint", "localhost:8099") is None
+  assert conf_dir("--runner", "FlinkRunner") is None
+  monkeypatch.setenv("FLINK_CONF_DIR", "/etc/flink")
+  assert conf_dir("--runner", "FlinkRunner", "--streaming") is None
 
 
 def test_model_backend_auto_is_onnx_for_a_streaming_sentence_transformers_job_only():
