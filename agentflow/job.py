@@ -17,7 +17,6 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import (
   GoogleCloudOptions,
   PipelineOptions,
-  PortableOptions,
   SetupOptions,
   StandardOptions,
 )
@@ -91,8 +90,7 @@ def with_tuned_model(argv: List[str], log=print) -> List[str]:
   embedded with, unless --model names another."""
   from agentflow.models import tuning
   opts = PipelineOptions(argv).view_as(AgentflowOptions)
-  # Named on the command line, even with the default value (which get_all_options cannot tell).
-  given = {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
+  given = flags_given(argv)
   store_dir = local_store_dir(opts.store)
   path = sentence_transformers_path(opts.model)
   remote_knowledge = bool(opts.knowledge) and "://" in opts.knowledge  # read by the pipeline, not here
@@ -204,13 +202,6 @@ def ingest_knowledge(options: PipelineOptions) -> RunSummary:
 STREAMING_JOB_SERVER_TIMEOUT_S = 10 * 365 * 24 * 3600
 
 
-def keep_streaming_job_watched(options: PipelineOptions) -> None:
-  """Lifts --job_server_timeout for a streaming job on a portable runner, unless it was given."""
-  if (options.view_as(StandardOptions).streaming and declared_runner(options) in PORTABLE_RUNNERS
-      and "job_server_timeout" not in options.get_all_options(drop_default=True)):
-    options.view_as(PortableOptions).job_server_timeout = STREAMING_JOB_SERVER_TIMEOUT_S
-
-
 # Flink's portable runner closes a bundle after 1,000 elements or 1,000 ms, so a trickle of
 # events waited up to a second in each fused stage (the graph has two: before and after
 # Dedupe's keyed state). On the emulator 50 ms bundles cut latency by seconds; shorter ones
@@ -223,15 +214,26 @@ FLINK_STREAMING_BUNDLE_MS = 50
 FLINK_STREAMING_CONF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "io", "flink_conf")
 
 
+def flags_given(argv: List[str]) -> set:
+  """The flags named in `argv` (without their dashes), even those given their default value,
+  which `get_all_options(drop_default=True)` cannot tell from flags left out."""
+  return {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
+
+
 def with_runner_defaults(argv: List[str]) -> List[str]:
-  """`argv` plus the runner settings a streaming job needs for low latency, unless given."""
+  """`argv` plus the runner settings a streaming job needs, unless given: on a portable runner a
+  --job_server_timeout that outlives the job; on Flink short bundles and agentflow's Flink conf."""
   options = PipelineOptions(argv)
-  if not (options.view_as(StandardOptions).streaming and declared_runner(options) == "FlinkRunner"):
+  if not options.view_as(StandardOptions).streaming:
     return argv
-  given = {a.split("=", 1)[0].lstrip("-") for a in argv if a.startswith("--")}
-  extra = [] if "max_bundle_time_mills" in given else [f"--max_bundle_time_mills={FLINK_STREAMING_BUNDLE_MS}"]
-  if not ({"flink_conf_dir", "job_endpoint"} & given or os.environ.get("FLINK_CONF_DIR")):
-    extra.append(f"--flink_conf_dir={FLINK_STREAMING_CONF_DIR}")
+  runner, given, extra = declared_runner(options), flags_given(argv), []
+  if runner in PORTABLE_RUNNERS and "job_server_timeout" not in given:
+    extra.append(f"--job_server_timeout={STREAMING_JOB_SERVER_TIMEOUT_S}")
+  if runner == "FlinkRunner":
+    if "max_bundle_time_mills" not in given:
+      extra.append(f"--max_bundle_time_mills={FLINK_STREAMING_BUNDLE_MS}")
+    if not ({"flink_conf_dir", "job_endpoint"} & given or os.environ.get("FLINK_CONF_DIR")):
+      extra.append(f"--flink_conf_dir={FLINK_STREAMING_CONF_DIR}")
   return [*argv, *extra]
 
 
@@ -244,7 +246,6 @@ def run(argv: Optional[List[str]] = None, out=sys.stdout) -> Optional[RunSummary
     # Portable runners clear the runner option they were given, so each pipeline needs its own.
     options = PipelineOptions(argv)
     options.view_as(SetupOptions).save_main_session = False
-    keep_streaming_job_watched(options)
     make_paths_absolute(options.view_as(AgentflowOptions))
     return options
 

@@ -16,7 +16,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from agentflow.io import ReadEvents, WriteRecords, set_default_pubsub_root_url
-from agentflow.job import keep_streaming_job_watched, sink_from_options, source_from_options, with_runner_defaults
+from agentflow.job import sink_from_options, source_from_options, with_runner_defaults
 from agentflow.options import AgentflowOptions
 
 from benchmarks.kafka_relay import event_key
@@ -38,9 +38,8 @@ class Passthrough:
 
 
 def main(argv=None):
-  # Always streaming, with the runner settings `agentflow run --streaming` gets (Flink's 50 ms bundles).
+  # Always streaming, with the runner settings `agentflow run --streaming` gets.
   options = PipelineOptions(with_runner_defaults(["--streaming", *(sys.argv[1:] if argv is None else argv)]))
-  keep_streaming_job_watched(options)
   opts = options.view_as(AgentflowOptions)
   set_default_pubsub_root_url(opts)
   from benchmarks.pubsub_passthrough import Passthrough as record  # by module name, not __main__: runners pickle it

@@ -118,12 +118,10 @@ def test_cross_language_pubsub_endpoint_defaults_to_the_emulator(monkeypatch):
 def test_streaming_on_a_portable_runner_is_watched_past_beams_60_s_job_server_timeout():
   from apache_beam.options.pipeline_options import PortableOptions
 
-  from agentflow.job import STREAMING_JOB_SERVER_TIMEOUT_S, keep_streaming_job_watched
+  from agentflow.job import STREAMING_JOB_SERVER_TIMEOUT_S, with_runner_defaults
 
   def timeout(*argv):
-    options = PipelineOptions(list(argv))
-    keep_streaming_job_watched(options)
-    return options.view_as(PortableOptions).job_server_timeout
+    return PipelineOptions(with_runner_defaults(list(argv))).view_as(PortableOptions).job_server_timeout
 
   assert timeout("--runner", "PrismRunner", "--streaming") == STREAMING_JOB_SERVER_TIMEOUT_S
   assert timeout("--runner", "prism", "--streaming") == STREAMING_JOB_SERVER_TIMEOUT_S
