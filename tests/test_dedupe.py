@@ -106,3 +106,39 @@ def test_graph_decides_each_event_once_and_a_rerun_gives_the_same_decisions_and_
   assert {d.action for d in runs[0]} == {"reply"}
   with store:
     assert store.count(QueryFilter(kind="event")) == 5
+
+
+def _timer_domains(p):
+  """{ParDo's unique name: [time domain of each timer family]} of a built pipeline."""
+  from apache_beam.portability.api import beam_runner_api_pb2
+  out = {}
+  for t in p.to_runner_api().components.transforms.values():
+    if t.spec.urn == "beam:transform:pardo:v1":
+      payload = beam_runner_api_pb2.ParDoPayload.FromString(t.spec.payload)
+      if payload.state_specs:
+        out[t.unique_name] = [s.time_domain for s in payload.timer_family_specs.values()]
+  return out
+
+
+@pytest.mark.parametrize("runner,timers", [("DirectRunner", 1), ("FlinkRunner", 1), ("PrismRunner", 0)])
+def test_the_horizon_timer_is_set_except_on_runners_whose_timers_fire_at_once(runner, timers):
+  """Prism (2.62) fires every timer at once: there Dedupe keeps its state without one."""
+  p = beam.Pipeline(options=PipelineOptions([f"--runner={runner}", "--streaming"]))
+  _ = p | beam.Create([_msg("a")]) | Preprocess() | Dedupe()
+  (name, domains), = _timer_domains(p).items()
+  assert "Dedupe/FirstDelivery" in name and len(domains) == timers
+
+
+def test_without_its_timer_an_id_is_remembered_past_the_horizon():
+  from agentflow.stages.dedupe import _DedupeForTheJobFn, _key
+  horizon = 3600
+  stream = (TestStream().advance_watermark_to(T0 - 10)
+            .add_elements([_msg("a")]).advance_processing_time(1)
+            .advance_watermark_to(T0 + horizon + 1).advance_processing_time(1)
+            .add_elements([_msg("a")])                                     # still remembered: dropped
+            .advance_watermark_to_infinity())
+  p = _streaming()
+  events = (p | stream | Preprocess() | beam.Map(_key)
+            | beam.ParDo(_DedupeForTheJobFn(DedupeConfig(horizon_s=horizon))).with_outputs("dead_letter", main="main"))
+  assert_that(events.main | beam.Map(lambda e: e.event_id), equal_to(["a"]))
+  p.run().wait_until_finish()

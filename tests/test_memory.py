@@ -1,5 +1,6 @@
 """Session memory: earlier turns reach Decide, sessions are isolated, state expires after the TTL."""
 import apache_beam as beam
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
@@ -53,3 +54,14 @@ def test_batch_memory_only_shows_earlier_timestamps():
   with TestPipeline() as p:
     out = p | beam.Create(items) | SessionMemory() | beam.Map(_summary)
     assert_that(out | beam.Filter(lambda s: s[0] == "e1"), equal_to([("e1", ())]))
+
+
+@pytest.mark.parametrize("runner,timers", [("DirectRunner", 1), ("PrismRunner", 0)])
+def test_the_ttl_timer_is_set_except_on_runners_whose_timers_fire_at_once(runner, timers):
+  """Prism (2.62) fires every timer at once, which would forget a session as soon as it spoke."""
+  from apache_beam.portability.api import beam_runner_api_pb2
+  p = beam.Pipeline(options=PipelineOptions([f"--runner={runner}", "--streaming"]))
+  _ = p | beam.Create([_r(0, "a", 10)]) | SessionMemory()
+  payloads = [beam_runner_api_pb2.ParDoPayload.FromString(t.spec.payload)
+              for t in p.to_runner_api().components.transforms.values() if t.spec.urn == "beam:transform:pardo:v1"]
+  assert [len(pl.timer_family_specs) for pl in payloads if pl.state_specs] == [timers]

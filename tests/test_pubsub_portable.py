@@ -184,8 +184,9 @@ def test_python_pubsub_io_on_prism_gives_directs_decisions_acks_what_it_read_and
     emulator, tmp_path):
   """No expansion service: the job pulls and publishes in Python. Every event ends as a
   decision or a dead letter, the decisions are DirectRunner's, the input messages were
-  acknowledged (bundle finalization), so none comes back after the ack deadline, and the
-  job still answers after the 60 s that Beam's PortableRunner would otherwise give it.
+  acknowledged (bundle finalization), so none comes back after the ack deadline, the
+  job still answers after the 60 s that Beam's PortableRunner would otherwise give it, and
+  it drops redeliveries of current events that come seconds after their decisions.
 
   Not on Flink: it finalizes bundles only on completed checkpoints, so without
   checkpointing nothing was acked (every message came back after the deadline), and with
@@ -217,9 +218,29 @@ def test_python_pubsub_io_on_prism_gives_directs_decisions_acks_what_it_read_and
 
       time.sleep(max(0.0, started + 75 - time.time()))
       late = json.dumps({**json.loads(lines[0]), "event_id": "late-1"})
-      pubsub_v1.PublisherClient().publish(paths["in"][0], late.encode("utf-8")).result(30)
+      publisher = pubsub_v1.PublisherClient()
+      publisher.publish(paths["in"][0], late.encode("utf-8")).result(30)
       _collect(sub, paths, decisions, dead, lambda: "late-1" in _decided(decisions), time.time() + 120, job,
                log_path)
       assert _decided(decisions)["late-1"] == direct[json.loads(lines[0])["event_id"]]
+
+      # Redeliveries of events stamped now, seconds after their decisions, are dropped: Prism
+      # fires timers at once, and Dedupe's expiry timer once let them be decided again.
+      fresh = [json.dumps({**json.loads(lines[i]), "event_id": f"fresh-{i}", "timestamp": time.time()})
+               for i in range(3)]
+      for line in fresh:
+        publisher.publish(paths["in"][0], line.encode("utf-8")).result(30)
+      _collect(sub, paths, decisions, dead, lambda: all(f"fresh-{i}" in _decided(decisions) for i in range(3)),
+               time.time() + 120, job, log_path)
+      time.sleep(3)
+      sentinel = json.dumps({**json.loads(lines[0]), "event_id": "after-redeliveries", "timestamp": time.time()})
+      for line in [*fresh, sentinel]:
+        publisher.publish(paths["in"][0], line.encode("utf-8")).result(30)
+      _collect(sub, paths, decisions, dead, lambda: "after-redeliveries" in _decided(decisions), time.time() + 120,
+               job, log_path)
+      time.sleep(5)
+      _collect(sub, paths, decisions, dead, lambda: False, time.time() + 1, job, log_path)
+      assert sorted(d["event_id"] for d in decisions if d["event_id"].startswith("fresh-")) == \
+          ["fresh-0", "fresh-1", "fresh-2"]
     finally:
       _kill(job)
