@@ -12,8 +12,8 @@ loop; for `--job passthrough` the plain relay), then `agentflow run --streaming`
 runner, each on fresh topics and a fresh copy of the store. Each job is started once, waited
 for until it answers a probe event (start-up is not measured), and then offered each rate
 of `--rates` in turn: `--events` events at that rate (after `--warmup` unmeasured ones),
-each sent on its own and timed from the send (Pub/Sub: one Publish call each; Kafka: one
-send, flushed), with the time from send to its decision arriving in this process recorded
+each stamped with the time it is sent, sent on its own and timed from the send (Pub/Sub:
+one Publish call each; Kafka: one send, flushed), with the time from send to its decision arriving in this process recorded
 per event (Pub/Sub: a subscriber; Kafka: one consumer thread assigned the output and
 dead-letter partitions). A job that falls behind at a rate (events missing 60 s after the
 last send, or latency still growing over the step: the last quarter's p50 above twice the
@@ -190,14 +190,23 @@ def measure_job(args, transport, job, runner, rates, work, env, name, store):
   return run
 
 
+def live(event_json):
+  """The event stamped with the time it is sent, as a live client stamps it. Dedupe forgets an
+  id `--dedupe_horizon_s` after the event's timestamp, so the fixed timestamps of
+  `make_events` (months old) would make every event late: its state cleared at once by a
+  timer, a bundle of its own on the runners that fire it (docs/reliability.md, limits)."""
+  return {**json.loads(event_json), "timestamp": round(time.time(), 3)}
+
+
 def offer(publish, events, rate, warmup, received, dead):
   """Publishes `events` at `rate`; the latency record of those after the first `warmup`."""
   sent = {}
   start = time.time()
   for i, e in enumerate(events):
     time.sleep(max(0.0, start + i / rate - time.time()))
-    sent[json.loads(e)["event_id"]] = time.time()
-    publish(e.encode())
+    event = live(e)
+    sent[event["event_id"]] = time.time()
+    publish(json.dumps(event).encode())
   deadline = time.time() + DRAIN_S
   while len(sent.keys() - received.keys() - dead.keys()) and time.time() < deadline:
     time.sleep(0.2)
@@ -491,7 +500,7 @@ def wait_ready(publish, received, job, timeout_s, log_path):
     if time.time() - start > timeout_s:
       sys.exit(f"the job answered no probe within {timeout_s:.0f} s")
     if time.time() - start >= 2 * published:
-      publish(probes[published % len(probes)].encode())
+      publish(json.dumps(live(probes[published % len(probes)])).encode())
       published += 1
     time.sleep(0.2)
   return time.time() - start
