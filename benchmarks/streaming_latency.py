@@ -13,9 +13,9 @@ runner, each on fresh topics and a fresh copy of the store. Each job is started 
 for until it answers a probe event (start-up is not measured), and then offered each rate
 of `--rates` in turn: `--events` events at that rate (after `--warmup` unmeasured ones),
 each stamped with the time it is sent, sent on its own and timed from the send (Pub/Sub:
-one Publish call each; Kafka: one send, flushed), with the time from send to its decision arriving in this process recorded
-per event (Pub/Sub: a subscriber; Kafka: one consumer thread assigned the output and
-dead-letter partitions). A job that falls behind at a rate (events missing 60 s after the
+one Publish call each; Kafka: one send, flushed), with the time from send to its decision
+arriving in this process recorded per event (Pub/Sub: a subscriber; Kafka: one consumer
+thread assigned the output and dead-letter partitions). A job that falls behind at a rate (events missing 60 s after the
 last send, or latency still growing over the step: the last quarter's p50 above twice the
 first quarter's plus 100 ms, or a p50 above 1 s) is marked saturated there; past a p50 of
 5 s higher rates are not offered.
