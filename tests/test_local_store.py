@@ -56,6 +56,17 @@ def test_query_matches_exact_search(tmp_path):
     assert all(-1.0001 <= x <= 1.0001 for x in scores)
 
 
+def test_every_stored_vector_finds_itself_first(tmp_path):
+  """A bulk upsert (one big replay into the HNSW graph) still returns each document for its
+  own vector: a graph linked by parallel insertion misses some of these exact matches."""
+  docs = _docs(2000, seed=5)
+  with LocalVectorStore(str(tmp_path), DIM) as s:
+    s.upsert(docs)
+    results = s.query(np.stack([d.vector for d in docs]), 1)
+  missed = [d.id for d, hits in zip(docs, results) if not hits or hits[0].id != d.id]
+  assert missed == []
+
+
 @pytest.mark.parametrize("exact_limit", [0, 10_000])
 def test_filters_on_both_paths(tmp_path, exact_limit):
   docs = _docs(300, seed=3)

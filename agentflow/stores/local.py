@@ -5,7 +5,9 @@ store safe for several worker processes writing and reading the same directory, 
 upserts by primary key; usearch is a maintained single-file HNSW library that is fast on
 CPU. Every write bumps a global sequence number, so each process keeps its in-memory HNSW
 index current by replaying rows newer than the last one it saw (deletes are tombstones).
-The index is snapshotted to disk, so a restart replays only the tail.
+The index is snapshotted to disk, so a restart replays only the tail. Rows join the graph
+on one thread: HNSW links built by parallel insertion are worse, and such a graph misses
+even a stored vector's own exact match far more often.
 
 A closed engine lingers for `linger_s` before it is released: runners that set up and
 tear down DoFns on every bundle (Beam's streaming DirectRunner) then reuse one engine
@@ -209,7 +211,7 @@ class _Engine:
       if live:
         keys = np.array([k for k, _ in live], dtype=np.uint64)
         vecs = np.frombuffer(b"".join(v for _, v in live), dtype=np.float32).reshape(len(live), -1)
-        self.index.add(keys, vecs)
+        self.index.add(keys, vecs, threads=1)
       self.seq = rows[-1][0]
 
   def upsert(self, docs: Sequence[Document]) -> None:
