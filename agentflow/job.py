@@ -15,6 +15,7 @@ from typing import List, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import (
+  FlinkRunnerOptions,
   GoogleCloudOptions,
   PipelineOptions,
   SetupOptions,
@@ -214,6 +215,13 @@ FLINK_STREAMING_BUNDLE_MS = 50
 FLINK_STREAMING_CONF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "io", "flink_conf")
 
 
+# JVM flags for the job server when it runs the whole Flink job itself (an embedded local
+# cluster): C1 only. In a streaming run C2's compiler threads were about half of the JVM's
+# CPU for the first minutes while the work itself took no more CPU under C1's code
+# (docs/performance.md); on a remote --flink_master the job server only submits the job.
+FLINK_LOCAL_JVM_PROPERTIES = ("-XX:TieredStopAtLevel=1",)
+
+
 def flags_given(argv: List[str]) -> set:
   """The flags named in `argv` (without their dashes), even those given their default value,
   which `get_all_options(drop_default=True)` cannot tell from flags left out."""
@@ -222,7 +230,8 @@ def flags_given(argv: List[str]) -> set:
 
 def with_runner_defaults(argv: List[str]) -> List[str]:
   """`argv` plus the runner settings a streaming job needs, unless given: on a portable runner a
-  --job_server_timeout that outlives the job; on Flink short bundles and agentflow's Flink conf."""
+  --job_server_timeout that outlives the job; on Flink short bundles, agentflow's Flink conf and,
+  for an embedded local cluster, a job server JVM that compiles with C1 only."""
   options = PipelineOptions(argv)
   if not options.view_as(StandardOptions).streaming:
     return argv
@@ -234,6 +243,9 @@ def with_runner_defaults(argv: List[str]) -> List[str]:
       extra.append(f"--max_bundle_time_mills={FLINK_STREAMING_BUNDLE_MS}")
     if not ({"flink_conf_dir", "job_endpoint"} & given or os.environ.get("FLINK_CONF_DIR")):
       extra.append(f"--flink_conf_dir={FLINK_STREAMING_CONF_DIR}")
+    local = options.view_as(FlinkRunnerOptions).flink_master in ("[local]", "[auto]")
+    if local and not {"job_endpoint", "job_server_jvm_properties", "job_server_jvm_property"} & given:
+      extra += [f"--job_server_jvm_property={p}" for p in FLINK_LOCAL_JVM_PROPERTIES]
   return [*argv, *extra]
 
 

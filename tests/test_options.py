@@ -169,6 +169,30 @@ def test_a_streaming_flink_job_gets_agentflows_flink_conf_unless_it_has_its_own(
   assert conf_dir("--runner", "FlinkRunner", "--streaming") is None
 
 
+def test_a_local_streaming_flink_job_server_compiles_with_c1_only(tmp_path):
+  """The flag reaches the java command line Beam's Flink job server is started with."""
+  from apache_beam.runners.portability.flink_runner import FlinkJarJobServer
+
+  from agentflow.job import FLINK_LOCAL_JVM_PROPERTIES, with_runner_defaults
+  jar = tmp_path / "job-server.jar"
+  jar.write_bytes(b"")
+
+  def java_flags(*argv):
+    options = PipelineOptions(with_runner_defaults(["--flink_job_server_jar", str(jar), *argv]))
+    cmd, _ = FlinkJarJobServer(options).subprocess_cmd_and_endpoint()
+    return cmd[:cmd.index(str(jar))]
+
+  assert FLINK_LOCAL_JVM_PROPERTIES == ("-XX:TieredStopAtLevel=1",)
+  assert java_flags("--runner", "FlinkRunner", "--streaming") == ["java", "-jar", "-XX:TieredStopAtLevel=1"]
+  assert java_flags("--runner", "FlinkRunner", "--streaming", "--flink_master", "[local]")[2:] == [
+      "-XX:TieredStopAtLevel=1"]
+  assert java_flags("--runner", "FlinkRunner", "--streaming", "--flink_master", "localhost:8081") == [
+      "java", "-jar"]
+  assert java_flags("--runner", "FlinkRunner", "--streaming", "--job_server_jvm_property=-Xmx2g") == [
+      "java", "-jar", "-Xmx2g"]
+  assert java_flags("--runner", "FlinkRunner") == ["java", "-jar"]
+
+
 def test_model_backend_auto_is_onnx_for_a_streaming_sentence_transformers_job_only():
   from agentflow.options import model_backend
   assert model_backend(PipelineOptions(["--streaming"])) == "onnx"
