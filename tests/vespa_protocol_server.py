@@ -513,9 +513,10 @@ class _Fault:
 class Faults:
   """Injected failures, applied in the order added; each matching request consumes one."""
 
-  def __init__(self):
+  def __init__(self, seed: int = 0):
     self._lock = threading.Lock()
     self._faults: List[_Fault] = []
+    self._random = random.Random(seed)  # a test's probabilistic faults fall the same way each run
 
   def throttle(self, n: Optional[int] = None, probability: float = 1.0, endpoint: Optional[str] = None,
                status: int = 429) -> None:
@@ -547,7 +548,7 @@ class Faults:
     with self._lock:
       self._faults = [f for f in self._faults if f.live()]
       for f in self._faults:
-        if f.endpoint not in (None, endpoint) or random.random() >= f.probability:
+        if f.endpoint not in (None, endpoint) or self._random.random() >= f.probability:
           continue
         if f.remaining is not None:
           f.remaining -= 1
