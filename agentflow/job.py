@@ -17,6 +17,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import (
   FlinkRunnerOptions,
   GoogleCloudOptions,
+  JobServerOptions,
   PipelineOptions,
   SetupOptions,
   StandardOptions,
@@ -244,7 +245,7 @@ def with_runner_defaults(argv: List[str]) -> List[str]:
     if not ({"flink_conf_dir", "job_endpoint"} & given or os.environ.get("FLINK_CONF_DIR")):
       extra.append(f"--flink_conf_dir={FLINK_STREAMING_CONF_DIR}")
     local = options.view_as(FlinkRunnerOptions).flink_master in ("[local]", "[auto]")
-    if local and not {"job_endpoint", "job_server_jvm_properties", "job_server_jvm_property"} & given:
+    if local and "job_endpoint" not in given and not options.view_as(JobServerOptions).job_server_jvm_properties:
       extra += [f"--job_server_jvm_property={p}" for p in FLINK_LOCAL_JVM_PROPERTIES]
   return [*argv, *extra]
 
