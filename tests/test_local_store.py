@@ -234,12 +234,13 @@ def test_a_deleted_directory_is_released_without_a_snapshot(tmp_path, monkeypatc
   errors = []
   monkeypatch.setattr(threading, "excepthook", errors.append)
   # The timer's linger outlasts the rmtree below even on a loaded machine.
-  for linger_s, path in ((60, str(tmp_path / "at-exit")), (1.0, str(tmp_path / "timer"))):
+  for by_timer, linger_s in ((False, 60), (True, 1.0)):
+    path = str(tmp_path / ("timer" if by_timer else "at-exit"))
     with LocalVectorStore(path, DIM, LocalStoreConfig(linger_s=linger_s, snapshot_interval_s=3600)) as s:
       s.upsert(_docs(5))
       engine = s.engine
     shutil.rmtree(path)
-    if linger_s < 10:
+    if by_timer:
       deadline = time.time() + 10
       while engine in local._ENGINES.values() and time.time() < deadline:
         time.sleep(0.05)

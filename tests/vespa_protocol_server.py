@@ -513,10 +513,10 @@ class _Fault:
 class Faults:
   """Injected failures, applied in the order added; each matching request consumes one."""
 
-  def __init__(self, seed: int = 0):
+  def __init__(self):
     self._lock = threading.Lock()
     self._faults: List[_Fault] = []
-    self._random = random.Random(seed)  # a test's probabilistic faults fall the same way each run
+    self._random = random.Random(0)  # a test's probabilistic faults fall the same way each run
 
   def throttle(self, n: Optional[int] = None, probability: float = 1.0, endpoint: Optional[str] = None,
                status: int = 429) -> None:
