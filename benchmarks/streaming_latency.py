@@ -22,10 +22,12 @@ first quarter's plus 100 ms, or a p50 above 1 s) is marked saturated there; past
 `--profile` samples each job with py-spy while it runs and prints its hottest frames.
 
 It prints one row per job and rate with p50/p90/p99 and the ratio of the job's p99 to its
-peer's at the same rate, the rate at which each job saturates, `os.getloadavg()` with each
-run (the machine may be shared), and saves one chart: p50 and p99 against offered rate,
-log-scale latency, every job and its peer (`benchmarks/results/streaming_latency_series*.png`,
-`_kafka` in the name for `--transport kafka`).
+peer's at the same rate, the job's CPU per event (its process group) against the peer's,
+the share of the whole machine's cores busy during the step (job, transport, clients and
+anything else: near 100% latency is queueing for CPU), the rate at which each job
+saturates, `os.getloadavg()` with each run (the machine may be shared), and saves one
+chart: p50 and p99 against offered rate, log-scale latency, every job and its peer
+(`benchmarks/results/streaming_latency_series*.png`, `_kafka` in the name for `--transport kafka`).
 Goal: p99 < 250 ms at 50 events/s, and <= 1.25x the peer's p99.
 
 `direct` is `agentflow run --streaming` with no `--runner`; `--default_path` leaves out
@@ -172,12 +174,13 @@ def measure_job(args, transport, job, runner, rates, work, env, name, store):
       events = make_events((args.warmup + args.events) * len(rates), seed=3)
       for i, rate in enumerate(rates):
         chunk = events[i * (args.warmup + args.events):(i + 1) * (args.warmup + args.events)]
-        cpu = group_cpu_s(proc.pid)
+        cpu, machine = group_cpu_s(proc.pid), machine_jiffies()
         step = offer(publish, chunk, rate, args.warmup, received, dead)
         step["cpu_ms_per_event"] = round((group_cpu_s(proc.pid) - cpu) * 1000 / len(chunk), 2)
+        step["machine_busy"] = busy_share(machine, machine_jiffies())
         run["steps"].append(step)
         print(f"  {label:12s} {rate:5g}/s  p50 {step['p50']:7.0f}  p99 {step['p99']:7.0f} ms  "
-              f"CPU {step['cpu_ms_per_event']:6.1f} ms/event"
+              f"CPU {step['cpu_ms_per_event']:6.1f} ms/event  machine {step['machine_busy']:.0%} busy"
               f"{'  SATURATED' if step['saturated'] else ''}  load {fmt_load()}", flush=True)
         if step["missing"] or step["p50"] > GIVE_UP_MS:
           break
@@ -260,6 +263,23 @@ def group_cpu_s(pgid):
   return total / tick
 
 
+def machine_jiffies():
+  """(busy, total) CPU time of the whole machine, all cores, from /proc/stat."""
+  with open("/proc/stat") as f:
+    fields = [int(x) for x in f.readline().split()[1:]]
+  idle = fields[3] + fields[4]  # idle + iowait
+  total = sum(fields[:8])  # guest time is already counted in user
+  return total - idle, total
+
+
+def busy_share(before, after) -> float:
+  """The share of all the machine's cores busy between two `machine_jiffies` readings: the
+  job, its peer's emulator or broker, the benchmark's clients and anything else running.
+  Near 1.0 a job's latency is queueing for CPU."""
+  total = after[1] - before[1]
+  return round((after[0] - before[0]) / total, 3) if total else 0.0
+
+
 def stop(proc):
   with contextlib.suppress(ProcessLookupError):
     os.killpg(proc.pid, signal.SIGTERM)
@@ -296,8 +316,9 @@ def saturation(run):
 def report(args, transport, runs, rates):
   print(f"\nevent -> decision latency (ms), {transport.title}, {args.job}, backend "
         f"{'default' if args.default_path else args.backend}, {args.events} events a rate after {args.warmup}")
-  print("| job | rate/s | p50 | p90 | p99 | p99 / peer p99 | CPU ms/event | / peer | missing | dead | load (1 min) |")
-  print("|---|---|---|---|---|---|---|---|---|---|---|")
+  print("| job | rate/s | p50 | p90 | p99 | p99 / peer p99 | CPU ms/event | / peer | machine busy | missing | dead "
+        "| load (1 min) |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|---|")
   peer = None
   for run in runs:
     if run["job"] == "peer":
@@ -307,7 +328,8 @@ def report(args, transport, runs, rates):
       ratio = "" if run["job"] == "peer" else (f"{s['p99'] / ref['p99']:.2f}" if ref else "n/a")
       cpu = "" if run["job"] == "peer" or not ref else f"{s['cpu_ms_per_event'] / ref['cpu_ms_per_event']:.2f}"
       print(f"| {run['job']} | {s['rate']:g} | {s['p50']:.0f} | {s['p90']:.0f} | {s['p99']:.0f} | {ratio} | "
-            f"{s['cpu_ms_per_event']:.1f} | {cpu} | {s['missing']} | {sum(s['dead_letters'].values())} | "
+            f"{s['cpu_ms_per_event']:.1f} | {cpu} | {s.get('machine_busy', 0):.0%} | {s['missing']} | "
+            f"{sum(s['dead_letters'].values())} | "
             f"{s['load'][0]:.2f} |")
   for run in runs:
     sat = saturation(run)
