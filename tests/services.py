@@ -14,10 +14,19 @@ import uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+_GIVEN_PORTS = set()
+
+
 def free_port():
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
+  """A loopback port nothing listens on now, never one this process was given before: the
+  port is free only until a server binds it, and two calls before that could get the same."""
+  while True:
+    with socket.socket() as s:
+      s.bind(("127.0.0.1", 0))
+      port = s.getsockname()[1]
+    if port not in _GIVEN_PORTS:
+      _GIVEN_PORTS.add(port)
+      return port
 
 
 def wait_for_port(port, proc, log_path, timeout=120):

@@ -14,6 +14,8 @@ from agentflow import AgentEvent, Embed
 from agentflow.models.base import EmbeddingModelHandler
 from agentflow.models.cache import CachingEmbeddingHandler, LRUCache, RedisCache, cache_from_spec
 
+from tests.services import free_port
+
 
 class CountingHandler(EmbeddingModelHandler):
   """Deterministic 4-d 'embeddings' that record every text the model saw."""
@@ -80,9 +82,7 @@ def redis_url(tmp_path):
   server = shutil.which("redis-server")
   if server is None:
     pytest.skip("redis-server is not installed (Debian package redis-server; .ci/run installs it)")
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
+  port = free_port()
   proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                            "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
   deadline = time.time() + 10

@@ -1,7 +1,6 @@
 """Routing, anomaly and LLM policies; the LLM one against a local OpenAI-compatible stub server."""
 import logging
 import pickle
-import socket
 import time
 
 import apache_beam as beam
@@ -20,6 +19,7 @@ from agentflow.stages.decide import Decide
 from agentflow.types import AgentEvent, Hit, Retrieval, document_id
 
 from tests.openai_stub_server import OpenAIStubServer, answer_for
+from tests.services import free_port
 
 SECRET = "sk-test-policies-0123456789abcdef"
 KEY_ENV = "AGENTFLOW_TEST_POLICIES_LLM_KEY"
@@ -254,9 +254,7 @@ def test_llm_http_500_and_empty_reply_and_unreachable_fall_back(api_key):
     assert p.decide(_llm_retrieval()).metadata["fallback"] == "empty"
     assert p.decide(_llm_retrieval()).metadata["fallback"] == "empty"
     assert len(blank.completions) == 2
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
+  port = free_port()
   p = LLMPolicy(OpenAICompatibleHandler(f"http://127.0.0.1:{port}/v1", "m", api_key_env=KEY_ENV, timeout_s=2.0))
   p.setup()
   assert p.decide(_llm_retrieval()).metadata["fallback"] == "error:ConnectionError"
