@@ -14,7 +14,9 @@ the graph and in the raw run; MLTransform stays on PyTorch.
 It also prints the CPU each run used (this process's CPU time over wall time, all threads):
 no schedule can run the graph faster than this machine's cores divided by its CPU per
 event, so that ceiling, against raw encode, says whether 0.95x is reachable by overlapping
-the stages or only by the graph doing less work per event beside the model.
+the stages or only by the graph doing less work per event beside the model. It holds for a
+runtime whose idle threads sleep (agentflow's ONNX Runtime session); PyTorch's OpenMP threads
+spin while they wait, so their waiting counts as CPU and its ceiling is no bound.
 """
 from __future__ import annotations
 
