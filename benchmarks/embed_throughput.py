@@ -83,16 +83,14 @@ def graph(events, batch, workdir, min_batch=None, max_batch=1024, backend="torch
 def mltransform(texts, batch, workdir):
   from apache_beam.ml.transforms.base import MLTransform
   from apache_beam.ml.transforms.embeddings.huggingface import SentenceTransformerEmbeddings
-  t0 = time.perf_counter()
-  with beam.Pipeline() as p:
-    _ = (p | beam.Create([{"text": t} for t in texts], reshuffle=False)
+  with Timed() as t, beam.Pipeline() as p:
+    _ = (p | beam.Create([{"text": x} for x in texts], reshuffle=False)
          | MLTransform(write_artifact_location=os.path.join(workdir, "mlt")).with_transform(
              SentenceTransformerEmbeddings(model_name=default_model_path(), columns=["text"]))
          | beam.combiners.Count.Globally()
          | beam.Map(lambda n: json.dump(n, open(os.path.join(workdir, "mlt_count"), "w"))))
-  elapsed = time.perf_counter() - t0
   assert json.load(open(os.path.join(workdir, "mlt_count"))) == len(texts)
-  return len(texts) / elapsed
+  return len(texts) / t.wall
 
 
 def main(argv=None):
@@ -134,7 +132,7 @@ def main(argv=None):
                             "ratio_graph_raw": ours / raw, "ratio_graph_mltransform": ours / theirs,
                             "raw_cpu_ms_per_text": raw_cpu, "graph_cpu_ms_per_event": ours_cpu,
                             "ceiling_graph_raw": ceiling / raw, "cpu_allowance_ms_per_event": allowance})
-  bar_plot(name, f"Throughput, {args.events} events, {os.cpu_count()} CPUs",
+  bar_plot(name, f"Throughput, {args.events} events, {cores} CPUs",
            ["raw encode", f"agentflow graph ({args.backend})", "MLTransform"], {"per second": [raw, ours, theirs]},
            "events (texts) per second")
 

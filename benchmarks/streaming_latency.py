@@ -328,7 +328,7 @@ def report(args, transport, runs, rates):
       ratio = "" if run["job"] == "peer" else (f"{s['p99'] / ref['p99']:.2f}" if ref else "n/a")
       cpu = "" if run["job"] == "peer" or not ref else f"{s['cpu_ms_per_event'] / ref['cpu_ms_per_event']:.2f}"
       print(f"| {run['job']} | {s['rate']:g} | {s['p50']:.0f} | {s['p90']:.0f} | {s['p99']:.0f} | {ratio} | "
-            f"{s['cpu_ms_per_event']:.1f} | {cpu} | {s.get('machine_busy', 0):.0%} | {s['missing']} | "
+            f"{s['cpu_ms_per_event']:.1f} | {cpu} | {s['machine_busy']:.0%} | {s['missing']} | "
             f"{sum(s['dead_letters'].values())} | "
             f"{s['load'][0]:.2f} |")
   for run in runs:
