@@ -162,7 +162,7 @@ def measure_job(args, transport, job, runner, rates, work, env, name, store):
       command = [sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--store", store,
                  "--progress_interval", "0", *model, *shlex.split(args.job_args)]
     else:
-      command = [sys.executable, "-m", "benchmarks.pubsub_passthrough"]
+      command = [sys.executable, "-m", "benchmarks.pubsub_passthrough", *shlex.split(args.job_args)]
     log_path = os.path.join(work, f"{name}.log")
     proc = subprocess.Popen([*command, *runner_args, *io_args], env=env, stdout=subprocess.DEVNULL,
                             stderr=open(log_path, "w"), start_new_session=True)
