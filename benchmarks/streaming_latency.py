@@ -153,6 +153,7 @@ def measure_job(args, transport, job, runner, rates, work, env, name, store):
     with contextlib.suppress(ValueError, TypeError, AttributeError):
       dead.setdefault(json.loads(letter["payload"]).get("event_id"), letter["reason"])
 
+  job_args = shlex.split(args.job_args)  # every agentflow job's, graph or passthrough; never the peer's
   with (transport.job_io(name, on_output, on_dead_letter) as (io_args, publish),
         runner_services(job, work, transport) as runner_args):
     if job == "peer":
@@ -160,9 +161,9 @@ def measure_job(args, transport, job, runner, rates, work, env, name, store):
       command = [sys.executable, "-m", f"benchmarks.{module}", "--store", store, *model]
     elif args.job == "graph":
       command = [sys.executable, "-m", "agentflow.cli", "run", "--streaming", "--store", store,
-                 "--progress_interval", "0", *model, *shlex.split(args.job_args)]
+                 "--progress_interval", "0", *model, *job_args]
     else:
-      command = [sys.executable, "-m", "benchmarks.pubsub_passthrough", *shlex.split(args.job_args)]
+      command = [sys.executable, "-m", "benchmarks.pubsub_passthrough", *job_args]
     log_path = os.path.join(work, f"{name}.log")
     proc = subprocess.Popen([*command, *runner_args, *io_args], env=env, stdout=subprocess.DEVNULL,
                             stderr=open(log_path, "w"), start_new_session=True)
